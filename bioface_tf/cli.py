@@ -1,0 +1,56 @@
+"""The ``bioface`` console command.
+
+Each subcommand lives in its own module under :mod:`bioface_tf.commands` and
+exposes ``register(subparsers)``, which adds its parser and sets ``func``
+(called with the parsed arguments, returning an exit status). Add a module's
+name to :data:`COMMANDS` to make it available.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bioface_tf import __version__
+
+COMMANDS = (
+    "spectra",
+)
+
+
+class UserError(Exception):
+    """A problem the user can act on (bad file, bad argument): no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bioface",
+        description=(
+            "BioFaceNet in TensorFlow/Keras: split a face photo into melanin, "
+            "haemoglobin, shading and specular maps, camera and illuminant, "
+            "and re-render it through a spectral physics decoder."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"bioface_tf.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"bioface {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

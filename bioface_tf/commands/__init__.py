@@ -1,0 +1,1 @@
+"""Subcommands of the ``bioface`` console command, one module each."""

@@ -1,0 +1,61 @@
+"""Install BioFace-TF.
+
+The spectral tables live in ``data/spectra`` at the top of the repository (the
+layout the project asks for). ``build_py`` below copies them into the package as
+``bioface_tf/spectra_data`` so that a non-editable install stands alone too; an
+editable install (``pip install -e .``) reads them from ``data/spectra``.
+"""
+
+import pathlib
+import shutil
+
+from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+ROOT = pathlib.Path(__file__).parent
+
+INSTALL_REQUIRES = [
+    "tensorflow==2.21.0",
+    "keras==3.15.1",
+    "numpy==2.2.6",
+    "h5py==3.14.0",
+    "opencv-python-headless==4.12.0.88",
+    "tqdm==4.70.1",
+]
+
+EXTRAS_REQUIRE = {
+    "dev": [
+        "pytest==9.2.0",
+        "hypothesis==6.170.17",
+    ],
+}
+
+
+class BuildPyWithSpectra(build_py):
+    """Copy ``data/spectra/*`` into the built package."""
+
+    def run(self):
+        super().run()
+        target = pathlib.Path(self.build_lib) / "bioface_tf" / "spectra_data"
+        target.mkdir(parents=True, exist_ok=True)
+        for source in (ROOT / "data" / "spectra").iterdir():
+            if source.suffix in (".csv", ".md"):
+                shutil.copy2(source, target / source.name)
+
+
+setup(
+    name="bioface-tf",
+    version="0.1.0",
+    description=(
+        "BioFaceNet in TensorFlow/Keras: biophysical face maps, "
+        "spectral physics decoder, editing and TFLite export"
+    ),
+    long_description=(ROOT / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["bioface_tf", "bioface_tf.*", "training", "training.*", "mobile_export", "mobile_export.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    cmdclass={"build_py": BuildPyWithSpectra},
+    entry_points={"console_scripts": ["bioface=bioface_tf.cli:main"]},
+)

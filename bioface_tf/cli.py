@@ -13,14 +13,11 @@ import importlib
 import sys
 
 from bioface_tf import __version__
+from bioface_tf.errors import BioFaceError
 
 COMMANDS = (
     "spectra",
 )
-
-
-class UserError(Exception):
-    """A problem the user can act on (bad file, bad argument): no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except UserError as err:
+    except BioFaceError as err:
         print(f"bioface {args.command}: error: {err}", file=sys.stderr)
         return 1
 

@@ -31,6 +31,8 @@ import pathlib
 
 import numpy as np
 
+from bioface_tf.errors import BioFaceError
+
 WAVELENGTHS_NM = np.arange(400.0, 721.0, 10.0)
 N_WAVELENGTHS = 33
 
@@ -52,7 +54,7 @@ XYZ_TO_LINEAR_SRGB = np.array(
 )
 
 
-class SpectraError(RuntimeError):
+class SpectraError(BioFaceError):
     """A spectral table is missing or malformed."""
 
 

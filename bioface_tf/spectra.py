@@ -61,14 +61,16 @@ class SpectraError(BioFaceError):
 def spectra_dir() -> pathlib.Path:
     """Folder holding the CSV tables.
 
-    Looked up in this order: ``$BIOFACE_SPECTRA_DIR``; ``spectra_data`` inside
+    ``$BIOFACE_SPECTRA_DIR`` if set; otherwise ``spectra_data`` inside
     the installed package (non-editable installs); ``data/spectra`` at the top
     of the repository (editable installs and a plain checkout).
     """
     override = os.environ.get("BIOFACE_SPECTRA_DIR")
-    candidates = [pathlib.Path(override)] if override else []
     here = pathlib.Path(__file__).resolve().parent
-    candidates += [here / "spectra_data", here.parent / "data" / "spectra"]
+    if override:
+        candidates = [pathlib.Path(override)]
+    else:
+        candidates = [here / "spectra_data", here.parent / "data" / "spectra"]
     for folder in candidates:
         if (folder / "cie_illuminants.csv").is_file():
             return folder

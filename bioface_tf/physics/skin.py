@@ -1,0 +1,73 @@
+"""Biophysical skin reflectance lookup (PHYSICS.md §6)."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from bioface_tf import spectra
+from bioface_tf.physics._base import PhysicsLayer
+
+GRID = spectra.N_SKIN_GRID
+
+
+def map_to_volume_fraction(value, maximum: float):
+    """Scaled map value in [-1, 1] → chromophore volume fraction.
+
+    The lookup grid places ``u = linspace(0.01, 1, 256)`` at ``0.43·u³``
+    (melanin) or ``0.07·u³`` (haemoglobin); a map value ``v`` sits at grid
+    position ``(v + 1)/2·255``. Works on NumPy arrays and tensors.
+
+    Args:
+        value: fmel or fblood, any shape, in [-1, 1].
+        maximum: 0.43 for melanin, 0.07 for haemoglobin.
+    """
+    u = 0.01 + (value + 1.0) / 2.0 * 0.99
+    return maximum * u**3
+
+
+@keras.saving.register_keras_serializable(package="bioface")
+class SkinReflectance(PhysicsLayer):
+    """Per-pixel diffuse skin reflectance spectrum from melanin and blood.
+
+    Bilinear, align-corners lookup in the precomputed 256 × 256 × 33 table of a
+    two-layer Kubelka–Munk skin model (epidermal melanin volume fraction
+    0.43·u³, dermal haemoglobin volume fraction 0.07·u³ on the grid
+    u = linspace(0.01, 1, 256)). Differentiable with respect to both maps
+    (piecewise-linear in each); inputs outside [-1, 1] are clipped.
+
+    Call arguments:
+        inputs: dict with ``fmel`` and ``fblood``, each (B, H, W, 1) in [-1, 1].
+
+    Returns:
+        ``skin_reflectance`` (B, H, W, 33), in [0, 1).
+    """
+
+    def build(self, input_shape=None):
+        table = spectra.skin_reflectance_table()
+        self._table = self.constant(table.reshape(GRID * GRID, spectra.N_WAVELENGTHS))
+        self.built = True
+
+    def call(self, inputs):
+        column, column_fraction = _grid_position(inputs["fmel"][..., 0])
+        row, row_fraction = _grid_position(inputs["fblood"][..., 0])
+        top_left = row * GRID + column
+        corners = [
+            tf.gather(self._table, top_left + offset)
+            for offset in (0, 1, GRID, GRID + 1)
+        ]
+        fx = column_fraction[..., None]
+        fy = row_fraction[..., None]
+        top = corners[0] + fx * (corners[1] - corners[0])
+        bottom = corners[2] + fx * (corners[3] - corners[2])
+        return top + fy * (bottom - top)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape["fmel"][:-1]) + (spectra.N_WAVELENGTHS,)
+
+
+def _grid_position(value: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Map value in [-1, 1] → (lower grid index, fraction towards the next)."""
+    position = tf.clip_by_value((value + 1.0) / 2.0 * (GRID - 1), 0.0, GRID - 1.0)
+    lower = tf.clip_by_value(tf.floor(position), 0.0, GRID - 2.0)
+    return tf.cast(lower, tf.int32), position - lower

@@ -17,6 +17,7 @@ from bioface_tf.errors import BioFaceError
 
 COMMANDS = (
     "spectra",
+    "demo",
 )
 
 

@@ -1,0 +1,1 @@
+"""TFLite export and the on-device (LiteRT) runtime."""

@@ -1,0 +1,1 @@
+"""Training entry points, presets and callbacks for BioFaceNet."""

@@ -18,6 +18,7 @@ from bioface_tf.errors import BioFaceError
 COMMANDS = (
     "spectra",
     "demo",
+    "inspect",
 )
 
 

@@ -1,0 +1,209 @@
+"""Faces from ordinary photos (JPEG/PNG of any size).
+
+Each photo is searched for a face with OpenCV's bundled Viola–Jones detector
+(``haarcascade_frontalface_default.xml`` from ``cv2.data.haarcascades``); the
+largest face found is cropped with a margin to a square, resized to the model
+size, and given an elliptical face mask. Photos without a face are reported
+and skipped, never centre-cropped. Photos carry no normals or lighting, so
+their ``shading_valid`` is 0 and the shading loss is off for them.
+
+Example:
+
+>>> faces = PhotoFaces(["my_photos/"], image_size=64)   # doctest: +SKIP
+>>> for path, reason in faces.skipped:                  # doctest: +SKIP
+...     print(path, reason)
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+from collections.abc import Iterable, Sequence
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from bioface_tf.data.celeba import expand_paths
+from bioface_tf.errors import DataError
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+MIN_SIDE = 32
+DETECTION_MAX_SIDE = 800
+CROP_SCALE = 1.5
+CROP_SHIFT_DOWN = 0.05
+MASK_CENTRE = (0.5, 0.53)
+MASK_SEMI_AXES = (0.33, 0.43)
+
+
+def is_photo(path: pathlib.Path) -> bool:
+    return path.suffix.lower() in PHOTO_SUFFIXES
+
+
+def read_photo(path: str | pathlib.Path) -> np.ndarray:
+    """An RGB photo as float32 sRGB values in [0, 1], `(H, W, 3)`.
+
+    Raises:
+        DataError: the file is missing or unreadable, not RGB (greyscale), or
+            far too small to hold a face (a side under 32 pixels).
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise DataError(f"{path}: unreadable (not a JPEG/PNG image, or truncated)")
+    channels = 1 if raw.ndim == 2 else raw.shape[2]
+    if channels not in (3, 4):
+        kind = "greyscale" if channels in (1, 2) else f"{channels}-channel"
+        raise DataError(f"{path}: image is {kind}, not RGB")
+    height, width = raw.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise DataError(
+            f"{path}: image is {width}x{height} pixels, far too small to hold a face "
+            f"(need at least {MIN_SIDE} on each side)"
+        )
+    scale = 65535.0 if raw.dtype == np.uint16 else 255.0
+    rgb = cv2.cvtColor(raw[..., :3], cv2.COLOR_BGR2RGB)
+    return rgb.astype(np.float32) / scale
+
+
+@functools.cache
+def _detector() -> cv2.CascadeClassifier:
+    path = pathlib.Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    detector = cv2.CascadeClassifier(str(path))
+    if detector.empty():
+        raise DataError(f"{path}: OpenCV's face detector could not be loaded")
+    return detector
+
+
+def detect_face(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The largest face in an image as ``(x, y, width, height)``, or ``None``.
+
+    Args:
+        rgb: `(H, W, 3)` image in [0, 1].
+    """
+    grey = cv2.cvtColor((np.clip(rgb, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+    shrink = min(1.0, DETECTION_MAX_SIDE / max(grey.shape))
+    if shrink < 1.0:
+        grey = cv2.resize(grey, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+    boxes = _detector().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+    if len(boxes) == 0:
+        return None
+    x, y, w, h = max(boxes, key=lambda box: box[2] * box[3])
+    return tuple(int(round(v / shrink)) for v in (x, y, w, h))
+
+
+def crop_face(rgb: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """A square crop around a detected face, resized to `(size, size, 3)`.
+
+    The crop is ``CROP_SCALE`` times the detector's box (which spans brows to
+    mouth), moved down a little to take in the chin; beyond the photo's edge
+    the border pixels are repeated.
+    """
+    x, y, w, h = box
+    side = int(round(CROP_SCALE * max(w, h)))
+    cx = x + w / 2.0
+    cy = y + h / 2.0 + CROP_SHIFT_DOWN * h
+    left, top = int(round(cx - side / 2.0)), int(round(cy - side / 2.0))
+    height, width = rgb.shape[:2]
+    pad = max(0, -left, -top, left + side - width, top + side - height)
+    if pad:
+        rgb = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    crop = rgb[top + pad : top + pad + side, left + pad : left + pad + side]
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
+    return np.clip(cv2.resize(crop, (size, size), interpolation=interpolation), 0.0, 1.0)
+
+
+def elliptical_mask(size: int) -> np.ndarray:
+    """A face mask, 1 inside an upright ellipse, `(size, size, 1)` float32."""
+    coords = (np.arange(size, dtype=np.float32) + 0.5) / size
+    u = (coords[None, :] - MASK_CENTRE[0]) / MASK_SEMI_AXES[0]
+    v = (coords[:, None] - MASK_CENTRE[1]) / MASK_SEMI_AXES[1]
+    return (u * u + v * v <= 1.0).astype(np.float32)[..., None]
+
+
+def load_face_photo(path: str | pathlib.Path, size: int) -> np.ndarray:
+    """The face in one photo, cropped and resized, `(size, size, 3)` in [0, 1].
+
+    Raises:
+        DataError: as :func:`read_photo`, or when no face is found.
+    """
+    rgb = read_photo(path)
+    box = detect_face(rgb)
+    if box is None:
+        raise DataError(f"{path}: no face found")
+    return crop_face(rgb, box, size)
+
+
+def photo_paths(inputs: Iterable[str | pathlib.Path]) -> list[pathlib.Path]:
+    """Photo files from files, folders (their JPEG/PNG files, sorted) and globs."""
+    paths = []
+    for path in expand_paths(inputs):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and is_photo(p))
+            if not found:
+                raise DataError(f"{path}: folder holds no JPEG or PNG photos")
+            paths += found
+        else:
+            paths.append(path)
+    return paths
+
+
+class PhotoFaces:
+    """Faces cropped from photos, held in memory at the model size.
+
+    Args:
+        inputs: photo files, folders of photos, or glob patterns.
+        image_size: side of the square crops.
+        progress: show a progress bar while detecting faces.
+
+    Attributes:
+        paths: the photos a face was taken from, in order.
+        skipped: ``(path, reason)`` for each photo left out (no face found,
+            unreadable, not RGB, too small).
+
+    Raises:
+        DataError: when no photo gives a face (the message lists why).
+    """
+
+    has_ground_truth = False
+
+    def __init__(self, inputs: Sequence[str | pathlib.Path], image_size: int = 64, progress: bool = True):
+        self.image_size = image_size
+        self.paths: list[pathlib.Path] = []
+        self.skipped: list[tuple[pathlib.Path, str]] = []
+        crops = []
+        candidates = photo_paths(inputs)
+        for path in tqdm(candidates, desc="detecting faces", unit="photo", disable=not progress or len(candidates) < 20):
+            try:
+                crops.append(load_face_photo(path, image_size))
+            except DataError as err:
+                self.skipped.append((path, str(err).removeprefix(f"{path}: ")))
+                continue
+            self.paths.append(path)
+        if not crops:
+            reasons = "; ".join(f"{p}: {why}" for p, why in self.skipped[:5])
+            raise DataError(f"no face found in any of {len(candidates)} photos ({reasons})")
+        self._images = np.round(np.stack(crops) * 255.0).astype(np.uint8)
+        self._mask = elliptical_mask(image_size)
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def read(self, indices: Sequence[int], ground_truth: bool = False) -> dict[str, np.ndarray]:
+        """Faces by index, with the keys of :meth:`CelebAFaces.read`.
+
+        ``normals`` and ``shading`` are zeros and ``shading_valid`` is 0.
+        """
+        if ground_truth:
+            raise DataError("photos have no ground truth (gt_* maps)")
+        indices = np.asarray(indices, dtype=np.int64)
+        n, size = len(indices), self.image_size
+        return {
+            "image": self._images[indices].astype(np.float32) / 255.0,
+            "mask": np.broadcast_to(self._mask, (n, size, size, 1)).copy(),
+            "normals": np.zeros((n, size, size, 3), np.float32),
+            "shading": np.zeros((n, size, size, 1), np.float32),
+            "shading_valid": np.zeros(n, np.float32),
+        }

@@ -1,0 +1,154 @@
+"""The ``tf.data`` input pipeline: faces on disk → batched, augmented tensors.
+
+A face source (:class:`~bioface_tf.data.celeba.CelebAFaces` or
+:class:`~bioface_tf.data.photos.PhotoFaces`) is read a batch at a time in a
+shuffled order; each batch is flipped at random, preprocessed for the network
+and prefetched while the model trains on the previous one. Order and flips
+come from a NumPy generator seeded with ``(seed, epoch)``, so a run is
+reproducible whatever the number of parallel calls.
+
+Preprocessing (PHYSICS.md §10):
+
+* ``"reference"`` — the published reference: linearise with a 2.2 power,
+  scale to 0..255 and subtract the mean RGB, ``255·srgb^2.2 − mean``;
+* ``"display"`` — stay in display (sRGB-encoded) space, ``255·srgb − mean``.
+
+Each element is a dict of float32 tensors:
+
+``image``          `(B, H, W, 3)` network input, preprocessed as above
+``srgb``           `(B, H, W, 3)` the photo, sRGB-encoded in [0, 1]
+``mask``           `(B, H, W, 1)` face mask
+``normals``        `(B, H, W, 3)` unit normals (zeros for photos)
+``shading``        `(B, H, W, 1)` pseudo ground-truth shading
+``shading_valid``  `(B,)` 1 where ``shading`` is a target, 0 for photos
+``gt_*``           ground truth, with ``ground_truth=True`` (synthetic data)
+
+Example:
+
+>>> faces = CelebAFaces(["data/zx_7_d10_inmc_celebA_*.hdf5"])   # doctest: +SKIP
+>>> dataset = make_dataset(faces, batch_size=25, seed=1)          # doctest: +SKIP
+>>> next(iter(dataset))["image"].shape                            # doctest: +SKIP
+TensorShape([25, 64, 64, 3])
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import tensorflow as tf
+
+from bioface_tf.data import inspect as data_inspect
+from bioface_tf.data.celeba import GROUND_TRUTH_MAPS, GROUND_TRUTH_VECTORS
+from bioface_tf.errors import DataError
+
+MEAN_RGB = (129.1863, 104.7624, 93.5940)
+REFERENCE, DISPLAY = "reference", "display"
+PREPROCESSING = (REFERENCE, DISPLAY)
+REFERENCE_GAMMA = 2.2
+
+FIELDS = {"image": 3, "mask": 1, "normals": 3, "shading": 1}
+
+
+def preprocess(srgb: tf.Tensor, mode: str = REFERENCE) -> tf.Tensor:
+    """Network input from sRGB-encoded images in [0, 1], `(..., 3)`."""
+    if mode == REFERENCE:
+        intensity = tf.pow(tf.maximum(srgb, 0.0), REFERENCE_GAMMA)
+    elif mode == DISPLAY:
+        intensity = srgb
+    else:
+        raise DataError(f"unknown preprocessing '{mode}' (choose from {', '.join(PREPROCESSING)})")
+    return 255.0 * intensity - tf.constant(MEAN_RGB, dtype=srgb.dtype)
+
+
+def flip_horizontally(batch: dict[str, tf.Tensor], flip: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Mirror the faces where ``flip`` `(B,)` is true.
+
+    Every map is mirrored left–right; the normals' x component (pointing
+    right) also changes sign, so that they stay the mirrored surface's normals.
+    """
+    where = tf.reshape(flip, (-1, 1, 1, 1))
+    flipped = {}
+    for key, value in batch.items():
+        if value.shape.rank == 4:
+            mirrored = tf.reverse(value, axis=[2])
+            if key == "normals":
+                mirrored = mirrored * tf.constant([-1.0, 1.0, 1.0], dtype=value.dtype)
+            flipped[key] = tf.where(where, mirrored, value)
+        else:
+            flipped[key] = value
+    return flipped
+
+
+def _signature(size: int, ground_truth: bool) -> dict[str, tf.TensorSpec]:
+    spec = {key: tf.TensorSpec((None, size, size, c), tf.float32) for key, c in FIELDS.items()}
+    spec["shading_valid"] = tf.TensorSpec((None,), tf.float32)
+    if ground_truth:
+        spec.update({key: tf.TensorSpec((None, size, size, 1), tf.float32) for key in GROUND_TRUTH_MAPS})
+        spec.update({key: tf.TensorSpec((None, d), tf.float32) for key, d in GROUND_TRUTH_VECTORS.items()})
+    spec["flip"] = tf.TensorSpec((None,), tf.bool)
+    return spec
+
+
+def make_dataset(
+    faces,
+    batch_size: int = 25,
+    preprocessing: str = REFERENCE,
+    flip: bool = True,
+    shuffle: bool = True,
+    seed: int = 0,
+    drop_remainder: bool = False,
+    ground_truth: bool = False,
+    validate: bool = True,
+) -> tf.data.Dataset:
+    """A dataset of augmented batches, one pass over ``faces`` per iteration.
+
+    Args:
+        faces: a face source with ``len()``, ``image_size`` and
+            ``read(indices, ground_truth)``.
+        batch_size: faces per batch.
+        preprocessing: ``"reference"`` or ``"display"`` (see the module doc).
+        flip: mirror half of the faces, chosen at random each epoch.
+        shuffle: visit the faces in a new random order each epoch.
+        seed: seeds order and flips; epoch ``e`` uses ``(seed, e)``.
+        drop_remainder: drop a last, smaller batch.
+        ground_truth: add the ``gt_*`` tensors (the source must hold them).
+        validate: read every face once first and raise :class:`DataError`
+            on NaN/Inf values, empty masks or out-of-range images.
+
+    Returns:
+        A ``tf.data.Dataset`` of dicts (keys in the module doc); iterate it
+        again, or ``.repeat()`` it, for the next epoch.
+    """
+    if preprocessing not in PREPROCESSING:
+        raise DataError(f"unknown preprocessing '{preprocessing}' (choose from {', '.join(PREPROCESSING)})")
+    if ground_truth and not faces.has_ground_truth:
+        raise DataError("ground truth asked for but the data holds no gt_* maps")
+    if validate:
+        data_inspect.check(data_inspect.summarise(faces))
+    n = len(faces)
+    if drop_remainder and n < batch_size:
+        raise DataError(f"{n} faces cannot fill one batch of {batch_size}")
+    epochs = itertools.count()
+    keys = list(_signature(faces.image_size, ground_truth))
+
+    def batches():
+        rng = np.random.default_rng([seed, next(epochs)])
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        mirror = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
+        stop = n - n % batch_size if drop_remainder else n
+        for start in range(0, stop, batch_size):
+            chosen = order[start : start + batch_size]
+            batch = faces.read(chosen, ground_truth=ground_truth)
+            batch["flip"] = mirror[chosen]
+            yield {key: batch[key] for key in keys}
+
+    def finish(batch):
+        batch = flip_horizontally(batch, batch.pop("flip"))
+        batch["srgb"] = batch["image"]
+        batch["image"] = preprocess(batch["srgb"], preprocessing)
+        return batch
+
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=_signature(faces.image_size, ground_truth))
+    dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)

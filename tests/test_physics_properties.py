@@ -148,6 +148,14 @@ def test_xla_compiled_decoder_matches_eager():
         np.testing.assert_allclose(compiled[name].numpy(), eager[name].numpy(), rtol=1e-4, atol=1e-6)
 
 
+def test_decoder_first_built_inside_a_graph_works_eagerly_and_in_other_graphs():
+    decoder = PhysicsDecoder()
+    inputs = _random_inputs(4)
+    traced = tf.function(decoder.__call__)(inputs)["srgb"].numpy()
+    np.testing.assert_allclose(decoder(inputs)["srgb"].numpy(), traced, rtol=1e-6)
+    np.testing.assert_allclose(tf.function(decoder.__call__)(inputs)["srgb"].numpy(), traced, rtol=1e-6)
+
+
 @pytest.mark.parametrize("size", [(1, 1), (3, 7), (64, 64), (224, 224)])
 def test_any_image_size(size):
     out = DECODER(_random_inputs(3, *size, batch=1))

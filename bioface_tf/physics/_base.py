@@ -22,7 +22,10 @@ class PhysicsLayer(keras.layers.Layer):
 
     @staticmethod
     def constant(array: np.ndarray) -> tf.Tensor:
-        return tf.constant(np.asarray(array, dtype=np.float32))
+        """A float32 constant created eagerly, so that a layer first built
+        inside a ``tf.function`` can still be called from other graphs."""
+        with tf.init_scope():
+            return tf.constant(np.asarray(array, dtype=np.float32))
 
 
 def safe_positive(x: tf.Tensor, floor: float = 1e-12) -> tf.Tensor:

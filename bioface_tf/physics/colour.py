@@ -45,7 +45,7 @@ class RawToXYZMatrix(PhysicsLayer):
         self.mode = mode
 
     def build(self, input_shape=None):
-        self._row_sums = self.constant(spectra.XYZ_ROW_SUMS)[:, None]
+        self._row_sums = self.constant(spectra.XYZ_ROW_SUMS[:, None])
         if self.mode == "table":
             self._table = self.constant(spectra.raw_to_xyz_table(TABLE_SIZE))
         else:

@@ -19,6 +19,7 @@ COMMANDS = (
     "spectra",
     "demo",
     "inspect",
+    "synth",
 )
 
 

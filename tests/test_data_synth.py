@@ -1,0 +1,111 @@
+"""Rendered faces: file layout, ground truth, and the image the ground truth implies."""
+
+import h5py
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bioface_tf.cli import main
+from bioface_tf.data.celeba import CelebAFaces
+from bioface_tf.data.pipeline import make_dataset
+from bioface_tf.physics import PhysicsDecoder
+
+N, SIZE = 6, 32
+
+
+@pytest.fixture(scope="module")
+def synth_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("synth") / "faces.h5"
+    assert main(["synth", "--n", str(N), "--size", str(SIZE), "--seed", "3", "--out", str(path)]) == 0
+    return path
+
+
+def srgb_to_linear(v):
+    v = np.clip(v, 0.0, 1.0)
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def test_layout_and_ground_truth_ranges(synth_file):
+    with h5py.File(synth_file, "r") as f:
+        assert f["zx_7"].shape == (N, 10, SIZE, SIZE) and f["lrgb"].shape == (N, 3, 9)
+        for name in ("gt_fmel", "gt_fblood", "gt_shading", "gt_specmask"):
+            assert f[name].shape == (N, SIZE, SIZE)
+        gt = {name: f[name][:] for name in f if name.startswith("gt_")}
+        mask = f["zx_7"][:, 6] > 0.5
+    assert gt["gt_b"].shape == (N, 2) and np.all(np.abs(gt["gt_b"]) <= 3)
+    assert gt["gt_light_weights"].shape == (N, 14)
+    np.testing.assert_allclose(gt["gt_light_weights"].sum(axis=1), 1.0, atol=1e-5)
+    assert np.all(gt["gt_light_weights"] >= 0)
+    assert gt["gt_cct"].shape == (N, 1) and np.all((gt["gt_cct"] >= 1) & (gt["gt_cct"] <= 22))
+    assert np.all(np.abs(gt["gt_fmel"]) <= 1) and np.all(np.abs(gt["gt_fblood"]) <= 1)
+    assert np.all(gt["gt_shading"][mask] > 0) and np.all(gt["gt_specmask"] >= 0)
+    coverage = mask.mean(axis=(1, 2))
+    assert np.all((coverage > 0.2) & (coverage < 0.8)), coverage
+    per_face_melanin = [gt["gt_fmel"][i][mask[i]] for i in range(N)]
+    assert min(np.std(m) for m in per_face_melanin) > 0.05, "melanin varies within each face"
+    assert np.ptp([np.median(m) for m in per_face_melanin]) > 0.3, "skin types differ between faces"
+    assert max(gt["gt_specmask"][i][mask[i]].max() for i in range(N)) > 0.05, "highlights present"
+
+
+def test_reader_loads_it_and_its_shading_is_the_ground_truth(synth_file):
+    with CelebAFaces([synth_file], image_size=SIZE) as faces:
+        assert faces.files[0].normal_encoding == "signed" and faces.has_ground_truth
+        batch = faces.read(range(N), ground_truth=True)
+    inside = batch["mask"] > 0.5
+    np.testing.assert_allclose(batch["shading"][inside], batch["gt_shading"][inside], rtol=1e-5, atol=1e-6)
+    norms = np.linalg.norm(batch["normals"][inside[..., 0]], axis=-1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-4)
+
+
+def test_image_is_the_decoder_rendering_of_the_ground_truth_plus_noise(synth_file):
+    with h5py.File(synth_file, "r") as f:
+        image = f["zx_7"][:, :3].transpose(0, 2, 3, 1)
+        mask = f["zx_7"][:, 6] > 0.5
+        gt = {name: f[name][:] for name in f if name.startswith("gt_")}
+    inputs = {
+        "fmel": gt["gt_fmel"][..., None], "fblood": gt["gt_fblood"][..., None],
+        "shading": np.maximum(gt["gt_shading"], 1e-3)[..., None], "specmask": gt["gt_specmask"][..., None],
+        "b": gt["gt_b"], "light_weights": gt["gt_light_weights"], "cct": gt["gt_cct"],
+    }
+    expected = PhysicsDecoder()({k: tf.constant(v, tf.float32) for k, v in inputs.items()})["linear_srgb"].numpy()
+    interior = np.stack([
+        tf.nn.erosion2d(m[None, ..., None].astype(np.float32), np.zeros((3, 3, 1), np.float32),
+                        [1, 1, 1, 1], "SAME", "NHWC", [1, 1, 1, 1]).numpy()[0, ..., 0] > 0.5
+        for m in mask
+    ])
+    residual = srgb_to_linear(image)[interior] - np.clip(expected, 0, 1)[interior]
+    assert abs(residual.mean()) < 0.01, "no bias beyond noise"
+    assert 0.0005 < residual.std() < 0.05, "sensor noise present, and small"
+
+
+def test_same_seed_same_faces(tmp_path, synth_file):
+    again = tmp_path / "again.h5"
+    assert main(["synth", "--n", "2", "--size", str(SIZE), "--seed", "3", "--out", str(again)]) == 0
+    other = tmp_path / "other.h5"
+    assert main(["synth", "--n", "2", "--size", str(SIZE), "--seed", "4", "--out", str(other)]) == 0
+    with h5py.File(synth_file) as a, h5py.File(again) as b, h5py.File(other) as c:
+        np.testing.assert_array_equal(a["gt_fmel"][:2], b["gt_fmel"][:])
+        np.testing.assert_array_equal(a["zx_7"][:2], b["zx_7"][:])
+        assert not np.array_equal(a["gt_fmel"][:2], c["gt_fmel"][:])
+
+
+def test_pipeline_flips_ground_truth_with_the_image(synth_file):
+    with CelebAFaces([synth_file], image_size=SIZE) as faces:
+        stored = faces.read(range(N), ground_truth=True)
+        batch = next(iter(make_dataset(faces, batch_size=N, shuffle=False, flip=True, seed=1, ground_truth=True)))
+    flipped = 0
+    for i in range(N):
+        mirrored = not np.array_equal(batch["srgb"][i].numpy(), stored["image"][i])
+        flipped += mirrored
+        expected = stored["gt_fmel"][i][:, ::-1] if mirrored else stored["gt_fmel"][i]
+        np.testing.assert_array_equal(batch["gt_fmel"][i].numpy(), expected)
+        np.testing.assert_array_equal(batch["gt_b"][i].numpy(), stored["gt_b"][i])
+    assert 0 < flipped < N
+
+
+def test_figure_and_bad_arguments(tmp_path, capsys):
+    figure = tmp_path / "sheet.png"
+    assert main(["synth", "--n", "2", "--size", "16", "--out", str(tmp_path / "f.h5"), "--figure", str(figure)]) == 0
+    assert figure.stat().st_size > 0
+    assert main(["synth", "--n", "0", "--out", str(tmp_path / "g.h5")]) == 1
+    assert "at least 1 face" in capsys.readouterr().err

@@ -361,6 +361,28 @@ def skin_reflectance_table() -> np.ndarray:
     return skin_reflectance(m, h)
 
 
+@functools.lru_cache(maxsize=None)
+def skin_reflectance_basis(rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """Low-rank spectral representation of the skin table.
+
+    The 65 536 reflectance spectra are smooth, so a few spectral basis
+    functions (the table's leading right singular vectors) represent them
+    well: ``table ≈ coefficients @ basis``.
+
+    Args:
+        rank: number of basis spectra, 1..33.
+
+    Returns:
+        ``(coefficients (256, 256, rank), basis (rank, 33))``.
+    """
+    if not 1 <= rank <= N_WAVELENGTHS:
+        raise ValueError(f"rank must be in 1..{N_WAVELENGTHS}, got {rank}")
+    table = skin_reflectance_table().reshape(-1, N_WAVELENGTHS)
+    u, singular, vt = np.linalg.svd(table, full_matrices=False)
+    coefficients = (u[:, :rank] * singular[:rank]).reshape(N_SKIN_GRID, N_SKIN_GRID, rank)
+    return coefficients, vt[:rank]
+
+
 def summary() -> dict:
     """What is loaded, for ``bioface spectra``."""
     table = skin_reflectance_table()

@@ -117,3 +117,24 @@ def test_decoder_stages_compose_as_documented(reference_values):
     np.testing.assert_allclose(out["linear_srgb"][0], linear, rtol=1e-4, atol=1e-7)
     srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.clip(linear, 0, 1) ** (1 / 2.4) - 0.055)
     np.testing.assert_allclose(out["srgb"][0], np.clip(srgb, 0, 1), rtol=1e-5, atol=1e-6)
+
+
+def test_low_rank_skin_table_approximates_full_render():
+    rng = np.random.default_rng(5)
+    inputs = {
+        "fmel": rng.uniform(-1, 1, (1, 32, 32, 1)).astype(np.float32),
+        "fblood": rng.uniform(-1, 1, (1, 32, 32, 1)).astype(np.float32),
+        "shading": rng.uniform(0.3, 1.2, (1, 32, 32, 1)).astype(np.float32),
+        "specmask": rng.uniform(0.0, 0.1, (1, 32, 32, 1)).astype(np.float32),
+        "b": np.float32([[0.4, -0.7]]),
+        "light_weights": np.eye(14, dtype=np.float32)[1:2],
+        "cct": np.float32([[3.5]]),
+    }
+    full = PhysicsDecoder()(inputs)["srgb"].numpy()
+    psnr = {}
+    for rank in (4, 12):
+        approx = PhysicsDecoder(skin_spectral_rank=rank)(inputs)["srgb"].numpy()
+        psnr[rank] = -10 * np.log10(np.mean((approx - full) ** 2))
+    assert psnr[12] > 40 and psnr[12] > psnr[4]
+    coefficients, basis = spectra.skin_reflectance_basis(33)
+    np.testing.assert_allclose(coefficients @ basis, spectra.skin_reflectance_table(), atol=1e-12)

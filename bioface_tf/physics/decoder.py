@@ -35,6 +35,9 @@ class PhysicsDecoder(PhysicsLayer):
             (the reference's 128 × 128 table).
         d_series: ``"table"`` (default; the contract) or ``"continuous"``.
         return_reflectance: also return the (B, H, W, 33) reflectance spectra.
+        skin_spectral_rank: None (default, the exact table) or K for a
+            rank-K spectral basis of the skin table (smaller exported models;
+            see :class:`SkinReflectance`).
 
     Call arguments:
         inputs: dict with
@@ -71,15 +74,17 @@ class PhysicsDecoder(PhysicsLayer):
         raw2xyz: str = "exact",
         d_series: str = "table",
         return_reflectance: bool = False,
+        skin_spectral_rank: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.raw2xyz = raw2xyz
         self.d_series = d_series
         self.return_reflectance = return_reflectance
+        self.skin_spectral_rank = skin_spectral_rank
         self.illuminant = IlluminantSpectrum(d_series=d_series, name="illuminant_spd")
         self.camera = CameraSensitivity(name="camera_sensitivity")
-        self.skin = SkinReflectance(name="skin_reflectance")
+        self.skin = SkinReflectance(spectral_rank=skin_spectral_rank, name="skin_reflectance")
         self.formation = ImageFormation(name="image_formation")
         self.white_balance = WhiteBalance(name="white_balance")
         self.raw_to_xyz = RawToXYZMatrix(mode=raw2xyz, name="raw_to_xyz")
@@ -155,4 +160,5 @@ class PhysicsDecoder(PhysicsLayer):
             "raw2xyz": self.raw2xyz,
             "d_series": self.d_series,
             "return_reflectance": self.return_reflectance,
+            "skin_spectral_rank": self.skin_spectral_rank,
         }

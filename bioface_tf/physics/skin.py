@@ -36,6 +36,13 @@ class SkinReflectance(PhysicsLayer):
     u = linspace(0.01, 1, 256)). Differentiable with respect to both maps
     (piecewise-linear in each); inputs outside [-1, 1] are clipped.
 
+    Args:
+        spectral_rank: None (default) looks up full 33-sample spectra (an
+            8.6 MB constant). An integer K stores the table as K coefficients
+            per grid node times K basis spectra (its leading singular
+            vectors): 256·256·K + 33·K numbers, for small exported models.
+            The reconstructed reflectance is clipped at 0.
+
     Call arguments:
         inputs: dict with ``fmel`` and ``fblood``, each (B, H, W, 1) in [-1, 1].
 
@@ -43,9 +50,20 @@ class SkinReflectance(PhysicsLayer):
         ``skin_reflectance`` (B, H, W, 33), in [0, 1).
     """
 
+    def __init__(self, spectral_rank: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if spectral_rank is not None and not 1 <= spectral_rank <= spectra.N_WAVELENGTHS:
+            raise ValueError(f"spectral_rank must be None or 1..{spectra.N_WAVELENGTHS}, got {spectral_rank}")
+        self.spectral_rank = spectral_rank
+
     def build(self, input_shape=None):
-        table = spectra.skin_reflectance_table()
-        self._table = self.constant(table.reshape(GRID * GRID, spectra.N_WAVELENGTHS))
+        if self.spectral_rank is None:
+            table = spectra.skin_reflectance_table()
+            self._basis = None
+        else:
+            table, basis = spectra.skin_reflectance_basis(self.spectral_rank)
+            self._basis = self.constant(basis)
+        self._table = self.constant(table.reshape(GRID * GRID, -1))
         self.built = True
 
     def call(self, inputs):
@@ -60,10 +78,16 @@ class SkinReflectance(PhysicsLayer):
         fy = row_fraction[..., None]
         top = corners[0] + fx * (corners[1] - corners[0])
         bottom = corners[2] + fx * (corners[3] - corners[2])
-        return top + fy * (bottom - top)
+        interpolated = top + fy * (bottom - top)
+        if self._basis is None:
+            return interpolated
+        return tf.nn.relu(tf.matmul(interpolated, self._basis))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape["fmel"][:-1]) + (spectra.N_WAVELENGTHS,)
+
+    def get_config(self):
+        return {**super().get_config(), "spectral_rank": self.spectral_rank}
 
 
 def _grid_position(value: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

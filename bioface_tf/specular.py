@@ -1,0 +1,535 @@
+"""Specular / diffuse separation of face images (Kim et al., CVPR 2013).
+
+H. Kim, H. Jin, S. Hadap, I. Kweon, "Specular reflection separation using
+dark channel prior", CVPR 2013. NumPy only; importing this module does not
+import TensorFlow. The energy, the solver and every parameter are documented
+in ``docs/SPECULAR_METHOD.md``; the summary:
+
+1. **Linearise** the sRGB image with the exact sRGB transfer curve (IEC
+   61966-2-1; ``curve="gamma2.2"`` gives the reference's ``img ** 2.2``).
+   The dichromatic model holds in linear intensity only.
+2. **Normalise the illuminant**: divide by the illuminant colour Γ (given, or
+   estimated by :func:`estimate_illuminant`), normalised to channel mean 1, so
+   that the specular term adds the same amount ``s`` to every channel:
+   ``J(x) = d(x)·Λ(x) + s(x)·(1, 1, 1)``.
+3. **Dark channel**: ``s_dark = min_c J_c`` — the plain estimate, and an upper
+   bound of any physically valid specular map.
+4. **MAP refinement**: skin's dark channel is not zero, so ``s_dark`` carries a
+   diffuse floor over the whole face. Write ``J = g·1 + u`` (grey level plus
+   chromatic part). The chromatic part is specular-free, and for a diffuse
+   chromaticity of inverse saturation ``κ`` the specular is
+   ``s = g − κ·|u|``. The refined estimate minimises, over the field ``κ``,
+
+   ``E(κ) = Σ φ(s) + β/2 Σ |∇s|² + γ Σ |∇κ|₁``,  ``κ ≥ κ_dark``,
+
+   with ``φ(s) = α·s`` for ``s ≥ 0`` (sparse specular) and ``s²/(2σ²)`` for
+   ``s < 0`` (data term: a negative specular is a residual of size ``|s|``
+   against the observed image), ``β`` the smoothness of the specular map and
+   ``γ`` the total variation of the diffuse chromaticity (piecewise
+   constant). ``E`` is convex; it is solved from the dark-channel start by a
+   per-face constant ``κ`` (stage 1) and then primal-dual iterations
+   (Condat–Vũ) on the whole field (stage 2), many faces at once.
+
+The target a network compares with is ``specular`` (H, W): the specular
+component in linear intensity of the linearised image, as the mean over
+channels (the specular *image* is ``specular[..., None] * illuminant``).
+
+Example:
+
+>>> import numpy as np
+>>> from bioface_tf import specular
+>>> image = np.full((8, 8, 3), 0.5, np.float32)
+>>> result = specular.separate(image, illuminant=(1.0, 1.0, 1.0))
+>>> result.diffuse.shape, result.specular.shape
+((8, 8, 3), (8, 8))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+LINEARISATION_CURVES = ("srgb", "gamma2.2")
+
+_EPS = 1e-6
+_DUAL_STEP = 0.5
+
+
+# --------------------------------------------------------------------------
+# Transfer curves
+# --------------------------------------------------------------------------
+
+
+def linearise(image_srgb: np.ndarray, curve: str = "srgb") -> np.ndarray:
+    """Linear intensity of a display-encoded image.
+
+    Args:
+        image_srgb: values in [0, 1], any shape (e.g. `(H, W, 3)`).
+        curve: ``"srgb"`` for the exact sRGB decoding curve (linear segment
+            below 0.04045, then exponent 2.4), ``"gamma2.2"`` for the
+            BioFaceNet reference's ``image ** 2.2``.
+
+    Returns:
+        float32 array of the same shape, in [0, 1].
+    """
+    x = np.clip(np.asarray(image_srgb, dtype=np.float32), 0.0, 1.0)
+    if curve == "srgb":
+        return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    if curve == "gamma2.2":
+        return x**2.2
+    raise ValueError(f"unknown linearisation curve {curve!r}; expected one of {LINEARISATION_CURVES}")
+
+
+def encode(image_linear: np.ndarray, curve: str = "srgb") -> np.ndarray:
+    """Inverse of :func:`linearise`: display-encoded values in [0, 1]."""
+    x = np.clip(np.asarray(image_linear, dtype=np.float32), 0.0, 1.0)
+    if curve == "srgb":
+        return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
+    if curve == "gamma2.2":
+        return x ** (1 / 2.2)
+    raise ValueError(f"unknown linearisation curve {curve!r}; expected one of {LINEARISATION_CURVES}")
+
+
+# --------------------------------------------------------------------------
+# Illuminant colour
+# --------------------------------------------------------------------------
+
+_XYZ_TO_LINEAR_SRGB = np.array(
+    [[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415], [0.0557, -0.2040, 1.0570]]
+)
+
+
+def planckian_locus_rgb(kelvin: np.ndarray) -> np.ndarray:
+    """Colour of a black body in linear sRGB, normalised to channel mean 1.
+
+    Uses the cubic-spline approximation of the Planckian locus in CIE xy of
+    Kang et al. (2002), valid for 1667–25000 K.
+
+    Args:
+        kelvin: colour temperatures, shape `(T,)`.
+
+    Returns:
+        `(T, 3)` linear sRGB colours (may have small negative components for
+        very warm temperatures, outside the sRGB gamut).
+    """
+    t = np.asarray(kelvin, dtype=np.float64)
+    x = np.where(
+        t <= 4000,
+        -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910,
+        -3.0258469e9 / t**3 + 2.1070379e6 / t**2 + 0.2226347e3 / t + 0.240390,
+    )
+    y = np.select(
+        [t <= 2222, t <= 4000],
+        [
+            -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683,
+            -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867,
+        ],
+        3.0817580 * x**3 - 5.87338670 * x**2 + 3.75112997 * x - 0.37001483,
+    )
+    xyz = np.stack([x / y, np.ones_like(x), (1.0 - x - y) / y], axis=-1)
+    rgb = xyz @ _XYZ_TO_LINEAR_SRGB.T
+    return rgb / rgb.mean(axis=-1, keepdims=True)
+
+
+_LOCUS_KELVIN = np.geomspace(1700.0, 20000.0, 400)
+_LOCUS_RGB = planckian_locus_rgb(_LOCUS_KELVIN)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def illuminant_from_highlights(
+    image_linear: np.ndarray,
+    mask: np.ndarray,
+    specular_white: np.ndarray,
+    *,
+    highlight_fraction: float = 0.2,
+    min_peak: float = 0.8,
+    min_pixels: int = 16,
+) -> tuple[np.ndarray, bool]:
+    """Illuminant colour from the dichromatic plane around the highlights.
+
+    Pixels of one diffuse colour Λ under one illuminant Γ lie in the plane
+    spanned by Λ and Γ (Shafer's dichromatic model). The plane is fitted
+    (least squares through the origin) to the pixels in and around the
+    highlights, where the diffuse colour is nearly constant; a single surface
+    colour leaves Γ one degree of freedom within that plane, fixed here by
+    the Planckian locus (Finlayson & Schaefer, IJCV 2001): Γ is where the plane
+    crosses the locus, the crossing nearest to white when there are two.
+
+    For skin the plane meets the locus at a shallow angle, so the position
+    along the locus is uncertain by several degrees for daylight; see
+    ``docs/SPECULAR_METHOD.md`` for measurements. Without highlights, or
+    without a crossing, white is returned.
+
+    Args:
+        image_linear: `(H, W, 3)` linear intensities.
+        mask: `(H, W)` bool, the face.
+        specular_white: `(H, W)` a specular estimate under white light, used
+            only to locate the highlights.
+        highlight_fraction: pixels above this fraction of the peak specular
+            are highlights; the region is dilated by 3 pixels.
+        min_peak: smallest peak of ``specular_white``, as a fraction of the
+            mean dark channel in the mask, that counts as a highlight (the
+            refined map of a face without highlights peaks at about 0.3–0.7
+            of it from skin-colour variation alone).
+        min_pixels: fewest usable pixels to fit the plane.
+
+    Returns:
+        ``(illuminant, estimated)``: `(3,)` float32 linear sRGB colour with
+        channel mean 1, and whether it came from the image (``False``: white).
+    """
+    white = np.ones(3, np.float32)
+    peak = float(np.max(specular_white * mask, initial=0.0))
+    mean_dark = float(image_linear[mask].min(axis=-1).mean()) if mask.any() else 0.0
+    if peak <= min_peak * mean_dark or peak <= 0.0:
+        return white, False
+    highlights = ((specular_white > highlight_fraction * peak) & mask).astype(np.uint8)
+    region = cv2.dilate(highlights, np.ones((7, 7), np.uint8)) > 0
+    region &= mask & np.all((image_linear > 0.0) & (image_linear < 0.98), axis=-1)
+    if region.sum() < min_pixels:
+        return white, False
+    _, _, vt = np.linalg.svd(image_linear[region].astype(np.float64), full_matrices=False)
+    normal = _unit(np.cross(vt[0], vt[1]))
+    locus = _unit(_LOCUS_RGB)
+    signed = locus @ normal
+    crossings = np.flatnonzero(np.sign(signed[1:]) != np.sign(signed[:-1]))
+    if len(crossings) == 0:
+        return white, False
+    w = signed[crossings] / (signed[crossings] - signed[crossings + 1])
+    candidates = (1 - w)[:, None] * locus[crossings] + w[:, None] * locus[crossings + 1]
+    colour = candidates[np.argmax(_unit(candidates) @ _unit(white.astype(np.float64)))]
+    colour = colour - (colour @ normal) * normal
+    if np.any(colour <= 0):
+        return white, False
+    return (colour / colour.mean()).astype(np.float32), True
+
+
+# --------------------------------------------------------------------------
+# Separation
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RefinementParams:
+    """Parameters of the MAP refinement, in units of the face's mean grey level.
+
+    Attributes:
+        sparsity: α, cost per unit of specular (L1 prior: specular is sparse).
+            Pulls the diffuse chromaticity towards the most saturated pixels,
+            which removes the diffuse floor of the dark channel.
+        noise: σ, image noise; a negative specular of size σ costs 1/2.
+        smoothness: β, weight of the squared gradient of the specular map.
+        chromaticity_tv: γ, weight of the total variation of the diffuse
+            inverse saturation κ (piecewise-constant diffuse chromaticity).
+        iterations: primal-dual iterations of stage 2.
+    """
+
+    sparsity: float = 0.05
+    noise: float = 0.02
+    smoothness: float = 0.3
+    chromaticity_tv: float = 0.3
+    iterations: int = 150
+
+
+@dataclasses.dataclass(frozen=True)
+class Separation:
+    """The two components of linearised images (one, or a batch).
+
+    Shapes below are for one image; a batch has a leading `N` axis on every
+    field.
+
+    Attributes:
+        diffuse: `(H, W, 3)` diffuse image, linear intensity, ≥ 0.
+        specular: `(H, W)` refined specular map, linear intensity (channel
+            mean of the specular image), ≥ 0, ≤ ``specular_dark``; zero
+            outside the mask.
+        specular_dark: `(H, W)` plain dark-channel estimate, same units.
+        illuminant: `(3,)` illuminant colour used, channel mean 1.
+        illuminant_estimated: `()` bool, whether ``illuminant`` was estimated
+            from the image (``False``: given, or white).
+    """
+
+    diffuse: np.ndarray
+    specular: np.ndarray
+    specular_dark: np.ndarray
+    illuminant: np.ndarray
+    illuminant_estimated: np.ndarray
+
+    def specular_image(self) -> np.ndarray:
+        """`(H, W, 3)` specular image, linear intensity (``specular · Γ``)."""
+        return self.specular[..., None] * self.illuminant[..., None, None, :]
+
+
+def dark_channel(image_linear: np.ndarray, illuminant=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """Plain dark-channel specular estimate ``min_c I_c / Γ_c``.
+
+    Args:
+        image_linear: `(..., H, W, 3)` linear intensities.
+        illuminant: `(3,)` or `(..., 3)` colour, any positive scale.
+
+    Returns:
+        `(..., H, W)` float32, ≥ 0.
+    """
+    gamma = _normalised(illuminant)[..., None, None, :]
+    return np.maximum(np.min(np.asarray(image_linear, np.float32) / gamma, axis=-1), 0.0)
+
+
+def separate(
+    image_srgb: np.ndarray,
+    mask: np.ndarray | None = None,
+    illuminant=None,
+    *,
+    params: RefinementParams = RefinementParams(),
+    curve: str = "srgb",
+) -> Separation:
+    """Separate one sRGB image into diffuse and specular components.
+
+    Args:
+        image_srgb: `(H, W, 3)` sRGB-encoded values in [0, 1] (uint8 is
+            divided by 255).
+        mask: `(H, W)`, nonzero on the face; ``None`` uses the whole image.
+        illuminant: ``None`` for white (the image is white-balanced, as
+            camera sRGB output is), ``"estimate"`` to estimate it with
+            :func:`illuminant_from_highlights`, or a `(3,)` linear sRGB
+            colour of any scale.
+        params: refinement parameters.
+        curve: linearisation curve, see :func:`linearise`.
+
+    Returns:
+        A :class:`Separation` in linear intensity.
+    """
+    image = _as_unit_float(image_srgb)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"expected an (H, W, 3) image, got shape {image.shape}")
+    masks = None if mask is None else np.asarray(mask)[None]
+    if illuminant is not None and not isinstance(illuminant, str):
+        illuminant = np.asarray(illuminant, np.float32)[None]
+    batch = separate_batch(image[None], masks, illuminant, params=params, curve=curve)
+    return Separation(*(np.asarray(field)[0] for field in dataclasses.astuple(batch)))
+
+
+def separate_batch(
+    images_srgb: np.ndarray,
+    masks: np.ndarray | None = None,
+    illuminants=None,
+    *,
+    params: RefinementParams = RefinementParams(),
+    curve: str = "srgb",
+) -> Separation:
+    """Separate many same-sized sRGB images, solved together.
+
+    Args:
+        images_srgb: `(N, H, W, 3)` sRGB values in [0, 1] (or uint8).
+        masks: `(N, H, W)`, nonzero on the faces; ``None`` for whole images.
+        illuminants: ``None`` (white), ``"estimate"`` (per image), or `(3,)` /
+            `(N, 3)` linear sRGB colours.
+        params: refinement parameters.
+        curve: linearisation curve, see :func:`linearise`.
+
+    Returns:
+        A :class:`Separation` with a leading `N` axis.
+    """
+    linear = linearise(_as_unit_float(images_srgb), curve)
+    if linear.ndim != 4 or linear.shape[-1] != 3:
+        raise ValueError(f"expected (N, H, W, 3) images, got shape {linear.shape}")
+    n = len(linear)
+    masks = np.ones(linear.shape[:3], bool) if masks is None else np.asarray(masks) > 0
+    estimated = np.zeros(n, bool)
+    if illuminants is None:
+        gammas = np.ones((n, 3), np.float32)
+    elif isinstance(illuminants, str):
+        if illuminants != "estimate":
+            raise ValueError(f"illuminants must be None, 'estimate' or colours, got {illuminants!r}")
+        white = np.ones((n, 3), np.float32)
+        specular_white, _ = specular_maps(linear, masks, white, params)
+        found = [illuminant_from_highlights(linear[i], masks[i], specular_white[i]) for i in range(n)]
+        gammas = np.stack([colour for colour, _ in found])
+        estimated = np.array([flag for _, flag in found])
+    else:
+        gammas = np.broadcast_to(np.asarray(illuminants, np.float32), (n, 3))
+    gammas = _normalised(gammas)
+    specular, dark = specular_maps(linear, masks, gammas, params)
+    diffuse = np.maximum(linear - specular[..., None] * gammas[:, None, None, :], 0.0)
+    return Separation(diffuse, specular, dark, gammas, estimated)
+
+
+def specular_maps(
+    linear: np.ndarray,
+    masks: np.ndarray,
+    illuminants: np.ndarray,
+    params: RefinementParams = RefinementParams(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Refined and dark-channel specular maps of linear images.
+
+    Args:
+        linear: `(N, H, W, 3)` linear intensities.
+        masks: `(N, H, W)` bool, the pixels to explain.
+        illuminants: `(N, 3)` illuminant colours (any positive scale).
+        params: refinement parameters.
+
+    Returns:
+        ``(specular, specular_dark)``, each `(N, H, W)` float32, linear
+        intensity, ≥ 0, ``specular ≤ specular_dark``; ``specular`` is zero
+        outside the mask.
+    """
+    balanced = np.asarray(linear, np.float32) / _normalised(illuminants)[:, None, None, :]
+    dark = np.maximum(balanced.min(axis=-1), 0.0)
+    masks = np.asarray(masks, bool)
+    grey = balanced.mean(axis=-1)
+    chroma = np.sqrt(np.sum((balanced - grey[..., None]) ** 2, axis=-1))
+    # Parameters are in units of each face's mean grey level.
+    count = np.maximum(masks.sum(axis=(1, 2)), 1)
+    scale = np.maximum((grey * masks).sum(axis=(1, 2)) / count, _EPS)[:, None, None].astype(np.float32)
+    kappa = _refine_inverse_saturation(
+        grey / scale, chroma / scale, (grey - np.minimum(dark, grey)) / scale, masks, params
+    )
+    specular = np.clip(grey - kappa * chroma, 0.0, dark) * masks
+    return specular.astype(np.float32), dark.astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# The solver
+# --------------------------------------------------------------------------
+
+
+def _refine_inverse_saturation(g, a, floor_gap, mask, params: RefinementParams) -> np.ndarray:
+    """Minimise E(κ) (module docstring) for a batch of faces.
+
+    Args:
+        g: `(N, H, W)` grey level of the white-balanced image.
+        a: `(N, H, W)` magnitude of its chromatic part.
+        floor_gap: `(N, H, W)` ``g − dark``, so that ``κ_dark = floor_gap / a``.
+        mask: `(N, H, W)` bool.
+        params: refinement parameters.
+
+    Returns:
+        `(N, H, W)` κ, the inverse saturation of the diffuse chromaticity.
+    """
+    alpha, inv_var = params.sparsity, 1.0 / params.noise**2
+    a = np.maximum(a, _EPS).astype(np.float32)
+    kappa_dark = (floor_gap / a).astype(np.float32)
+    kappa_obs = (g / a).astype(np.float32)
+    kappa = np.maximum(kappa_dark, _constant_kappa(g, a, mask, alpha, inv_var)[:, None, None])
+
+    # Stage 2: Condat–Vũ primal-dual iterations.
+    #   smooth part  F(κ) = β/2 |D (g − aκ)|²   (D: masked forward differences)
+    #   prox part    G(κ) = Σ φ(g − aκ) + ι[κ ≥ κ_dark]   (per pixel, closed form)
+    #   dual part    H(Dκ) = γ |Dκ|₁                     (prox of H*: clip to ±γ)
+    # Diagonal preconditioning: per-pixel primal steps τ from the Gershgorin
+    # bounds of ∇²F and of DᵀD, so that a face's result does not depend on
+    # the other faces solved with it.
+    ex = (mask[:, :, 1:] & mask[:, :, :-1]).astype(np.float32)
+    ey = (mask[:, 1:, :] & mask[:, :-1, :]).astype(np.float32)
+    beta, tv = params.smoothness, params.chromaticity_tv
+    degree = _neighbour_count(ex, ey)
+    a_masked = a * mask
+    neighbour_a = _neighbour_sum(a_masked, ex, ey)
+    curvature = beta * a * (a * degree + neighbour_a)
+    sigma = np.float32(_DUAL_STEP)
+    tau = (1.0 / (curvature + 2.0 * sigma * degree + _EPS)).astype(np.float32)
+    px = np.zeros_like(ex)
+    py = np.zeros_like(ey)
+    inactive = ~mask
+    for _ in range(params.iterations):
+        s = g - a * kappa
+        sx, sy = _diff(s, ex, ey)
+        grad = -beta * a * _diff_adjoint(sx, sy) + _diff_adjoint(px, py)
+        new = _prox_data(kappa - tau * grad, g, a, kappa_obs, kappa_dark, tau, alpha, inv_var)
+        new[inactive] = kappa[inactive]
+        qx, qy = _diff(2.0 * new - kappa, ex, ey)
+        np.clip(px + sigma * qx, -tv, tv, out=px)
+        np.clip(py + sigma * qy, -tv, tv, out=py)
+        kappa = new
+    return kappa
+
+
+def _constant_kappa(g, a, mask, alpha, inv_var, steps: int = 40) -> np.ndarray:
+    """Stage 1: the best κ constant over each face, by bisection.
+
+    dE/dκ for a constant κ is ``Σ a·(−α·[s > 0] + (aκ − g)/σ²·[s < 0])``,
+    increasing in κ; its root lies between 0 and the largest observed
+    ``g / a``.
+    """
+    n = len(g)
+    weight = (a * mask).reshape(n, -1)
+    gg = g.reshape(n, -1)
+    aa = a.reshape(n, -1)
+    kappa_obs = gg / aa
+    lo = np.zeros(n, np.float32)
+    hi = np.array([np.max(k[m.reshape(-1)], initial=1.0) for k, m in zip(kappa_obs, mask)], np.float32)
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        residual = aa * mid[:, None] - gg
+        slope = np.where(residual < 0, -alpha, residual * inv_var)
+        up = (weight * slope).sum(axis=1) < 0
+        lo = np.where(up, mid, lo)
+        hi = np.where(up, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+def _prox_data(v, g, a, kappa_obs, kappa_dark, tau, alpha, inv_var) -> np.ndarray:
+    """Per-pixel prox of ``τ·φ(g − aκ)`` restricted to ``κ ≥ κ_dark``."""
+    up = v + (tau * alpha) * a
+    down = (v + (tau * inv_var) * a * g) / (1.0 + (tau * inv_var) * a * a)
+    out = np.where(up < kappa_obs, up, np.where(down > kappa_obs, down, kappa_obs))
+    return np.maximum(out, kappa_dark)
+
+
+def _diff(x, ex, ey):
+    """Masked forward differences of `(N, H, W)` along W and H."""
+    return (x[:, :, 1:] - x[:, :, :-1]) * ex, (x[:, 1:, :] - x[:, :-1, :]) * ey
+
+
+def _neighbour_count(ex, ey):
+    """Number of in-mask neighbours of every pixel, `(N, H, W)`."""
+    return _neighbour_sum(None, ex, ey)
+
+
+def _neighbour_sum(x, ex, ey):
+    """Sum of ``x`` over each pixel's in-mask neighbours (``x=None``: count)."""
+    n, h, w1 = ex.shape
+    out = np.zeros((n, h, w1 + 1), np.float32)
+    right = ex if x is None else ex * x[:, :, 1:]
+    left = ex if x is None else ex * x[:, :, :-1]
+    down = ey if x is None else ey * x[:, 1:, :]
+    up = ey if x is None else ey * x[:, :-1, :]
+    out[:, :, :-1] += right
+    out[:, :, 1:] += left
+    out[:, :-1, :] += down
+    out[:, 1:, :] += up
+    return out
+
+
+def _diff_adjoint(dx, dy):
+    """Adjoint of :func:`_diff` (minus the divergence)."""
+    n, h, w1 = dx.shape
+    out = np.zeros((n, h, w1 + 1), np.float32)
+    out[:, :, :-1] -= dx
+    out[:, :, 1:] += dx
+    out[:, :-1, :] -= dy
+    out[:, 1:, :] += dy
+    return out
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+
+def _as_unit_float(image) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    return image.astype(np.float32)
+
+
+def _normalised(illuminant) -> np.ndarray:
+    """`(..., 3)` illuminant colours scaled to channel mean 1."""
+    gamma = np.asarray(illuminant, np.float32)
+    if gamma.shape[-1:] != (3,) or not np.all(np.isfinite(gamma)) or np.any(gamma <= 0):
+        raise ValueError(f"an illuminant is three positive numbers, got {gamma.tolist()}")
+    return gamma / gamma.mean(axis=-1, keepdims=True)

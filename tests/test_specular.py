@@ -1,0 +1,167 @@
+"""Specular / diffuse separation (bioface_tf.specular) on dichromatic scenes."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bioface_tf import specular
+from bioface_tf.dichromatic_scene import render_face
+
+# CIE chromaticities (x, y) of standard illuminants, converted to linear sRGB
+# here, independently of the Planckian-locus approximation used by the code.
+ILLUMINANT_A_XY = (0.44757, 0.40745)
+FLUORESCENT_F2_XY = (0.37208, 0.37529)
+XYZ_TO_SRGB = np.array([[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415], [0.0557, -0.2040, 1.0570]])
+
+
+def _xy_to_rgb(x, y):
+    rgb = XYZ_TO_SRGB @ np.array([x / y, 1.0, (1.0 - x - y) / y])
+    return rgb / rgb.mean()
+
+
+def _angle_deg(a, b):
+    cosine = np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b)
+    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
+
+
+def _scores(estimates, scenes):
+    """Mean absolute error and Pearson r inside the masks."""
+    mae, r = [], []
+    for estimate, scene in zip(estimates, scenes):
+        m = scene.mask
+        mae.append(np.abs(estimate[m] - scene.specular[m]).mean())
+        r.append(np.corrcoef(estimate[m], scene.specular[m])[0, 1])
+    return float(np.mean(mae)), float(np.mean(r))
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return [render_face(48, seed=seed) for seed in range(6)]
+
+
+@pytest.fixture(scope="module")
+def separated(faces):
+    images = np.stack([face.image_srgb for face in faces])
+    masks = np.stack([face.mask for face in faces])
+    return specular.separate_batch(images, masks)
+
+
+def test_importing_specular_does_not_import_tensorflow():
+    code = "import sys, bioface_tf.specular; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_srgb_curve_matches_the_standard_and_inverts():
+    # IEC 61966-2-1: 0.5 decodes to 0.21404; the linear segment ends at 0.04045.
+    assert specular.linearise(np.float32(0.5)) == pytest.approx(0.21404, abs=1e-5)
+    assert specular.linearise(np.float32(0.04)) == pytest.approx(0.04 / 12.92, rel=1e-5)
+    assert specular.linearise(np.float32(0.5), "gamma2.2") == pytest.approx(0.5**2.2, rel=1e-5)
+    x = np.linspace(0, 1, 101, dtype=np.float32)
+    for curve in specular.LINEARISATION_CURVES:
+        np.testing.assert_allclose(specular.encode(specular.linearise(x, curve), curve), x, atol=2e-5)
+
+
+def test_refined_estimate_beats_the_dark_channel(faces, separated):
+    dark_mae, dark_r = _scores(separated.specular_dark, faces)
+    mae, r = _scores(separated.specular, faces)
+    assert mae < 0.25 * dark_mae
+    assert r > dark_r + 0.05
+    assert r > 0.9
+
+
+def test_diffuse_floor_is_removed_without_highlights():
+    face = render_face(48, seed=3, specular_strength=0.0)
+    result = specular.separate(face.image_srgb, face.mask)
+    dark_floor = result.specular_dark[face.mask].mean()
+    assert dark_floor > 0.03  # skin's dark channel is far from zero
+    assert result.specular[face.mask].mean() < 0.1 * dark_floor
+
+
+def test_components_are_valid_and_reproduce_the_image(faces, separated):
+    linear = specular.linearise(np.stack([face.image_srgb for face in faces]))
+    masks = np.stack([face.mask for face in faces])
+    assert np.all(separated.specular >= 0)
+    assert np.all(separated.specular <= separated.specular_dark + 1e-6)
+    assert np.all(separated.specular[~masks] == 0)
+    assert np.all(separated.diffuse >= 0)
+    np.testing.assert_allclose(separated.diffuse + separated.specular_image(), linear, atol=1e-5)
+
+
+def test_batch_and_single_solves_agree(faces, separated):
+    single = specular.separate(faces[2].image_srgb, faces[2].mask)
+    np.testing.assert_allclose(single.specular, separated.specular[2], atol=1e-5)
+    np.testing.assert_allclose(single.diffuse, separated.diffuse[2], atol=1e-5)
+
+
+def test_specular_scales_with_image_intensity(faces):
+    linear = specular.linearise(faces[0].image_srgb)[None]
+    mask = faces[0].mask[None]
+    white = np.ones((1, 3), np.float32)
+    full, _ = specular.specular_maps(linear, mask, white)
+    half, _ = specular.specular_maps(0.5 * linear, mask, white)
+    np.testing.assert_allclose(half, 0.5 * full, atol=1e-5)
+
+
+def test_given_illuminant_normalises_a_coloured_light():
+    colour = _xy_to_rgb(*FLUORESCENT_F2_XY)
+    tinted = [render_face(48, seed=seed, illuminant=colour) for seed in range(4)]
+    results = [specular.separate(face.image_srgb, face.mask, illuminant=3.0 * colour) for face in tinted]
+    assert all(np.allclose(r.illuminant, colour / colour.mean(), atol=1e-5) for r in results)
+    normalised_mae, normalised_r = _scores([r.specular for r in results], tinted)
+    assumed_white = [specular.separate(face.image_srgb, face.mask) for face in tinted]
+    assumed_white_mae, _ = _scores([r.specular for r in assumed_white], tinted)
+    # The same scenes under white light: normalising should make up the difference.
+    untinted = [render_face(48, seed=seed) for seed in range(4)]
+    untinted_mae, _ = _scores([specular.separate(f.image_srgb, f.mask).specular for f in untinted], untinted)
+    dark_mae, _ = _scores([r.specular_dark for r in results], tinted)
+    assert normalised_mae < 0.95 * assumed_white_mae
+    assert normalised_mae < 1.3 * untinted_mae
+    assert normalised_mae < 0.2 * dark_mae
+    assert normalised_r > 0.9
+
+
+@pytest.mark.parametrize("xy", [ILLUMINANT_A_XY, FLUORESCENT_F2_XY], ids=["A", "F2"])
+def test_estimated_illuminant_is_close_to_the_given_one(xy):
+    colour = _xy_to_rgb(*xy)
+    tinted = [render_face(48, seed=seed, illuminant=colour) for seed in range(3)]
+    results = [specular.separate(face.image_srgb, face.mask, illuminant="estimate") for face in tinted]
+    assert all(bool(r.illuminant_estimated) for r in results)
+    errors = [_angle_deg(r.illuminant, colour) for r in results]
+    assert max(errors) < 8.0
+    assert max(errors) < 0.35 * _angle_deg(np.ones(3), colour)
+    mae, _ = _scores([r.specular for r in results], tinted)
+    dark_mae, _ = _scores([r.specular_dark for r in results], tinted)
+    assert mae < 0.5 * dark_mae
+
+
+def test_estimation_without_highlights_falls_back_to_white():
+    face = render_face(48, seed=1, specular_strength=0.0, noise=0.0)
+    result = specular.separate(face.image_srgb, face.mask, illuminant="estimate")
+    assert not result.illuminant_estimated
+    np.testing.assert_array_equal(result.illuminant, np.ones(3, np.float32))
+
+
+def test_planckian_locus_passes_near_standard_white_points():
+    # Illuminant A is a 2856 K black body; D65 lies close to 6504 K.
+    a_rgb = specular.planckian_locus_rgb(np.array([2856.0]))[0]
+    d65_rgb = specular.planckian_locus_rgb(np.array([6504.0]))[0]
+    assert _angle_deg(a_rgb, _xy_to_rgb(*ILLUMINANT_A_XY)) < 0.5
+    assert _angle_deg(d65_rgb, np.ones(3)) < 2.0
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: specular.separate(np.zeros((8, 8))),
+        lambda: specular.separate(np.zeros((8, 8, 3)), illuminant=(1.0, 0.0, 1.0)),
+        lambda: specular.separate(np.zeros((8, 8, 3)), illuminant="daylight"),
+        lambda: specular.separate_batch(np.zeros((8, 8, 3))),
+        lambda: specular.linearise(np.zeros(3), curve="rec709"),
+    ],
+)
+def test_bad_arguments_are_refused(call):
+    with pytest.raises(ValueError):
+        call()

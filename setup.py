@@ -23,10 +23,14 @@ INSTALL_REQUIRES = [
     "tqdm==4.70.1",
 ]
 
+LITE_REQUIRES = ["ai-edge-litert==2.3.0"]
+
 EXTRAS_REQUIRE = {
+    "lite": LITE_REQUIRES,
     "dev": [
         "pytest==9.2.0",
         "hypothesis==6.170.17",
+        *LITE_REQUIRES,
     ],
 }
 

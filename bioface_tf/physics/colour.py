@@ -72,9 +72,12 @@ class RawToXYZMatrix(PhysicsLayer):
         fraction = position - lower
         i, j = tf.unstack(tf.cast(lower, tf.int32), axis=-1)
         fi, fj = fraction[:, 0:1], fraction[:, 1:2]
-        corner = lambda di, dj: tf.gather_nd(self._table, tf.stack([i + di, j + dj], -1))
-        top = corner(0, 0) + fj * (corner(0, 1) - corner(0, 0))
-        bottom = corner(1, 0) + fj * (corner(1, 1) - corner(1, 0))
+        c00, c01, c10, c11 = (
+            tf.gather_nd(self._table, tf.stack([i + di, j + dj], -1))
+            for di, dj in ((0, 0), (0, 1), (1, 0), (1, 1))
+        )
+        top = c00 + fj * (c01 - c00)
+        bottom = c10 + fj * (c11 - c10)
         return tf.reshape(top + fi * (bottom - top), (-1, 3, 3))
 
     def compute_output_shape(self, input_shape):

@@ -67,15 +67,15 @@ class SkinReflectance(PhysicsLayer):
         self.built = True
 
     def call(self, inputs):
-        column, column_fraction = _grid_position(inputs["fmel"][..., 0])
-        row, row_fraction = _grid_position(inputs["fblood"][..., 0])
+        column, column_fraction = _grid_position(tf.squeeze(inputs["fmel"], -1))
+        row, row_fraction = _grid_position(tf.squeeze(inputs["fblood"], -1))
         top_left = row * GRID + column
         corners = [
             tf.gather(self._table, top_left + offset)
             for offset in (0, 1, GRID, GRID + 1)
         ]
-        fx = column_fraction[..., None]
-        fy = row_fraction[..., None]
+        fx = tf.expand_dims(column_fraction, -1)
+        fy = tf.expand_dims(row_fraction, -1)
         top = corners[0] + fx * (corners[1] - corners[0])
         bottom = corners[2] + fx * (corners[3] - corners[2])
         interpolated = top + fy * (bottom - top)

@@ -35,6 +35,8 @@ def test_preprocessing(faces_and_reader, mode):
     np.testing.assert_allclose(out["image"], expected, rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(out["srgb"], srgb, atol=1e-7)
     np.testing.assert_allclose(out["shading"][..., 0], faces["shading"], rtol=1e-4, atol=1e-5)
+    assert set(out) == {"image", "srgb", "mask", "normals", "shading", "shading_valid"}
+    np.testing.assert_array_equal(out["shading_valid"], np.ones(N))
 
 
 def test_flips_mirror_maps_and_normals_x(faces_and_reader):
@@ -72,6 +74,19 @@ def test_shuffling_visits_every_face_once_and_is_deterministic(faces_and_reader)
     np.testing.assert_array_equal(again["image"], first["image"])
     other, _ = collect(make_dataset(reader, batch_size=4, seed=8))
     assert identify(other, faces) != order_1
+
+
+def test_photos_have_no_shading_target(tmp_path):
+    import cv2
+
+    from bioface_tf.data.photos import PhotoFaces
+    from data_builders import draw_face
+
+    cv2.imwrite(str(tmp_path / "face.png"), draw_face(160, 160, centre=(80, 80), scale=0.7))
+    photos = PhotoFaces([tmp_path], image_size=16, progress=False)
+    batch = next(iter(make_dataset(photos, batch_size=2, seed=0)))
+    assert batch["image"].shape == (1, 16, 16, 3)
+    np.testing.assert_array_equal(batch["shading_valid"].numpy(), [0.0])
 
 
 def test_drop_remainder_and_static_batch_size(faces_and_reader):

@@ -38,6 +38,10 @@ def run(args) -> int:
             images = f["zx_7"][:16, :3].transpose(0, 2, 3, 1)
         figure = pathlib.Path(args.figure)
         figure.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(figure), cv2.cvtColor(contact_sheet(images), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(
+            str(figure),
+            cv2.cvtColor(contact_sheet(images), cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_PNG_COMPRESSION, 9],
+        )
         print(f"wrote {figure}")
     return 0

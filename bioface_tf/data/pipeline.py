@@ -2,8 +2,10 @@
 
 A face source (:class:`~bioface_tf.data.celeba.CelebAFaces` or
 :class:`~bioface_tf.data.photos.PhotoFaces`) is read a batch at a time in a
-shuffled order; each batch is flipped at random, preprocessed for the network
-and prefetched while the model trains on the previous one. Order and flips
+shuffled order (batches are read in parallel: only the small per-batch plan
+of indices and flips passes through Python's generator); each batch is
+flipped at random, preprocessed for the network and prefetched while the
+model trains on the previous one. Order and flips
 come from a NumPy generator seeded with ``(seed, epoch)``, so a run is
 reproducible whatever the number of parallel calls.
 
@@ -86,7 +88,6 @@ def _signature(size: int, ground_truth: bool) -> dict[str, tf.TensorSpec]:
     if ground_truth:
         spec.update({key: tf.TensorSpec((None, size, size, 1), tf.float32) for key in GROUND_TRUTH_MAPS})
         spec.update({key: tf.TensorSpec((None, d), tf.float32) for key, d in GROUND_TRUTH_VECTORS.items()})
-    spec["flip"] = tf.TensorSpec((None,), tf.bool)
     return spec
 
 
@@ -130,25 +131,33 @@ def make_dataset(
     if drop_remainder and n < batch_size:
         raise DataError(f"{n} faces cannot fill one batch of {batch_size}")
     epochs = itertools.count()
-    keys = list(_signature(faces.image_size, ground_truth))
+    signature = _signature(faces.image_size, ground_truth)
+    keys = list(signature)
 
-    def batches():
+    def plan():
         rng = np.random.default_rng([seed, next(epochs)])
         order = rng.permutation(n) if shuffle else np.arange(n)
         mirror = rng.random(n) < 0.5 if flip else np.zeros(n, bool)
         stop = n - n % batch_size if drop_remainder else n
         for start in range(0, stop, batch_size):
             chosen = order[start : start + batch_size]
-            batch = faces.read(chosen, ground_truth=ground_truth)
-            batch["flip"] = mirror[chosen]
-            yield {key: batch[key] for key in keys}
+            yield chosen, mirror[chosen]
 
-    def finish(batch):
-        batch = flip_horizontally(batch, batch.pop("flip"))
+    def read(indices):
+        batch = faces.read(indices, ground_truth=ground_truth)
+        return [batch[key] for key in keys]
+
+    def load(indices, mirror):
+        values = tf.numpy_function(read, [indices], [tf.float32] * len(keys), stateful=False)
+        batch = {key: tf.ensure_shape(value, signature[key].shape) for key, value in zip(keys, values)}
+        batch = flip_horizontally(batch, mirror)
         batch["srgb"] = batch["image"]
         batch["image"] = preprocess(batch["srgb"], preprocessing)
         return batch
 
-    dataset = tf.data.Dataset.from_generator(batches, output_signature=_signature(faces.image_size, ground_truth))
-    dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = tf.data.Dataset.from_generator(
+        plan,
+        output_signature=(tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None,), tf.bool)),
+    )
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)

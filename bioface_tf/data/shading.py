@@ -70,6 +70,9 @@ def irradiance(normals: np.ndarray, sh: np.ndarray) -> np.ndarray:
 def grey_shading(normals: np.ndarray, sh: np.ndarray) -> np.ndarray:
     """BioFaceNet's pseudo ground-truth shading: grey irradiance, clamped at 0.
 
+    The irradiance is linear in the lighting, so the luma-weighted sum of the
+    three channels' quadratic forms is one quadratic form, evaluated once.
+
     Args:
         normals: unit normals in the signed encoding, `(B, H, W, 3)`.
         sh: SH coefficients for the R, G, B channels, `(B, 3, 9)`.
@@ -77,9 +80,13 @@ def grey_shading(normals: np.ndarray, sh: np.ndarray) -> np.ndarray:
     Returns:
         `(B, H, W)` shading, >= 0.
     """
-    rgb = irradiance(normals, sh)
-    grey = rgb @ REC601_LUMA.astype(rgb.dtype)
-    return np.maximum(grey, 0.0)
+    normals = np.asarray(normals, dtype=np.float32)
+    grey_sh = np.einsum("c,bck->bk", REC601_LUMA, np.asarray(sh, dtype=np.float64))
+    K = irradiance_matrix(grey_sh).astype(np.float32)  # (B, 4, 4)
+    b, h, w, _ = normals.shape
+    homogeneous = np.concatenate([normals, np.ones_like(normals[..., :1])], axis=-1).reshape(b, h * w, 4)
+    grey = np.einsum("bpi,bpi->bp", homogeneous @ K, homogeneous)
+    return np.maximum(grey, 0.0).reshape(b, h, w)
 
 
 def directional_sh(direction: np.ndarray, intensity, ambient) -> np.ndarray:

@@ -20,6 +20,8 @@ COMMANDS = (
     "demo",
     "inspect",
     "synth",
+    "separate",
+    "specular_targets",
 )
 
 

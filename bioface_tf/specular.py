@@ -66,7 +66,8 @@ def linearise(image_srgb: np.ndarray, curve: str = "srgb") -> np.ndarray:
     """Linear intensity of a display-encoded image.
 
     Args:
-        image_srgb: values in [0, 1], any shape (e.g. `(H, W, 3)`).
+        image_srgb: values in [0, 1] (uint8: 0..255), any shape (e.g.
+            `(H, W, 3)`).
         curve: ``"srgb"`` for the exact sRGB decoding curve (linear segment
             below 0.04045, then exponent 2.4), ``"gamma2.2"`` for the
             BioFaceNet reference's ``image ** 2.2``.
@@ -74,7 +75,7 @@ def linearise(image_srgb: np.ndarray, curve: str = "srgb") -> np.ndarray:
     Returns:
         float32 array of the same shape, in [0, 1].
     """
-    x = np.clip(np.asarray(image_srgb, dtype=np.float32), 0.0, 1.0)
+    x = np.clip(_as_unit_float(image_srgb), 0.0, 1.0)
     if curve == "srgb":
         return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
     if curve == "gamma2.2":

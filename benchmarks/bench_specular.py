@@ -1,0 +1,111 @@
+"""Throughput of the specular separation on 64×64 faces (2 CPU cores).
+
+Times, on synthetic dichromatic faces (:mod:`bioface_tf.dichromatic_scene`):
+
+* the plain dark channel (linearise, divide by the illuminant, min over
+  channels) and the refined MAP estimate, in one process pinned to one core;
+* the whole ``bioface specular-targets`` command (HDF5 in, sidecar out) with
+  one and two worker processes, pinned to the two cores.
+
+    python benchmarks/bench_specular.py [--faces 2048] [--out benchmarks/results/specular_throughput.md]
+
+Prints a Markdown table; with --out also writes it with the machine's facts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import platform
+import tempfile
+import time
+
+import h5py
+import numpy as np
+
+from bioface_tf import specular
+from bioface_tf.cli import main as bioface
+from bioface_tf.dichromatic_scene import render_face
+
+CORES = (0, 1)
+SIZE = 64
+
+
+def _faces(n: int):
+    scenes = [render_face(SIZE, seed=seed) for seed in range(n)]
+    return np.stack([s.image_srgb for s in scenes]), np.stack([s.mask for s in scenes])
+
+
+def _best_of(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _in_process(images, masks, chunk: int) -> list[tuple[str, float]]:
+    os.sched_setaffinity(0, {CORES[0]})
+    white = np.ones((len(images), 3), np.float32)
+
+    def dark():
+        specular.dark_channel(specular.linearise(images), white)
+
+    def refined():
+        for start in range(0, len(images), chunk):
+            specular.separate_batch(images[start : start + chunk], masks[start : start + chunk])
+
+    return [
+        ("dark channel, 1 core (in process)", len(images) / _best_of(dark)),
+        (f"refined, 1 core (in process, {chunk} faces per solve)", len(images) / _best_of(refined)),
+    ]
+
+
+def _command(images, masks, chunk: int) -> list[tuple[str, float]]:
+    os.sched_setaffinity(0, set(CORES))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        source = pathlib.Path(tmp) / "faces_inmc.hdf5"
+        data = np.zeros((len(images), 10, SIZE, SIZE), np.float32)
+        data[:, 0:3] = np.moveaxis(images, -1, 1)
+        data[:, 6] = masks
+        with h5py.File(source, "w") as f:
+            f.create_dataset("zx_7", data=data)
+        for workers in (1, 2):
+            args = ["specular-targets", str(source), "--out", tmp, "--overwrite", "--workers", str(workers)]
+            args += ["--chunk", str(chunk)]
+            seconds = _best_of(lambda: bioface(args), repeats=2)
+            rows.append((f"`bioface specular-targets`, {workers} worker(s), HDF5 to sidecar", len(images) / seconds))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--faces", type=int, default=2048)
+    parser.add_argument("--chunk", type=int, default=256)
+    parser.add_argument("--out", type=pathlib.Path)
+    args = parser.parse_args()
+    images, masks = _faces(args.faces)
+    rows = _in_process(images, masks, args.chunk) + _command(images, masks, args.chunk)
+    params = specular.RefinementParams()
+    lines = [
+        f"| {SIZE}×{SIZE} faces, {args.faces} synthetic | faces/s |",
+        "|---|---:|",
+        *(f"| {name} | {rate:,.0f} |" for name, rate in rows),
+    ]
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        facts = (
+            f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
+            f"Python {platform.python_version()}, NumPy {np.__version__}. "
+            f"Refinement: {params.iterations} iterations (defaults of `RefinementParams`). "
+            f"Command: `python benchmarks/bench_specular.py --faces {args.faces} --out {args.out}`."
+        )
+        args.out.write_text(f"# Specular separation throughput\n\n{facts}\n\n{table}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -58,6 +58,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["bioface_tf", "bioface_tf.*", "training", "training.*", "mobile_export", "mobile_export.*"]),
+    package_data={"training": ["presets/*.json"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     cmdclass={"build_py": BuildPyWithSpectra},

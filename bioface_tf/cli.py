@@ -22,6 +22,10 @@ COMMANDS = (
     "synth",
     "separate",
     "specular_targets",
+    "analyze",
+    "edit",
+    "train",
+    "evaluate",
 )
 
 

@@ -32,6 +32,10 @@ class BioFaceNet(keras.Model):
     Args:
         backbone: the network; a :class:`BioFaceBackbone`.
         raw2xyz, d_series: :class:`PhysicsDecoder` options.
+        preprocessing: how the input images are prepared, ``"reference"``
+            or ``"display"`` (:func:`bioface_tf.data.pipeline.preprocess`);
+            stored with the model so that evaluation and inference prepare
+            photos as training did.
 
     Call arguments:
         image: (B, H, W, 3), preprocessed as in training
@@ -51,7 +55,9 @@ class BioFaceNet(keras.Model):
     >>> model.fit(pairs, epochs=1)                                                  # doctest: +SKIP
     """
 
-    def __init__(self, backbone, raw2xyz: str = "exact", d_series: str = "table", **kwargs):
+    def __init__(
+        self, backbone, raw2xyz: str = "exact", d_series: str = "table", preprocessing: str = "reference", **kwargs
+    ):
         image = keras.Input(backbone.input_shape[1:], name="image")
         parameters = ParameterScaling(name="scaling")(backbone(image))
         rendered = PhysicsDecoder(raw2xyz=raw2xyz, d_series=d_series, name="physics")(parameters)
@@ -60,6 +66,7 @@ class BioFaceNet(keras.Model):
         self.backbone = backbone
         self.raw2xyz = raw2xyz
         self.d_series = d_series
+        self.preprocessing = preprocessing
         self.objective = BioFaceLoss()
         self._term_trackers = {}
 
@@ -116,6 +123,7 @@ class BioFaceNet(keras.Model):
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "raw2xyz": self.raw2xyz,
             "d_series": self.d_series,
+            "preprocessing": self.preprocessing,
         }
 
     @classmethod
@@ -142,6 +150,7 @@ def build_bioface(
     variant: str = "full",
     raw2xyz: str = "exact",
     d_series: str = "table",
+    preprocessing: str = "reference",
     **backbone_options,
 ) -> BioFaceNet:
     """A BioFaceNet of one of the named variants.
@@ -158,4 +167,6 @@ def build_bioface(
         raise BioFaceError(f"model variant must be one of {tuple(VARIANTS)}, got {variant!r}")
     options = {**VARIANTS[variant], **backbone_options}
     backbone = BioFaceBackbone(image_size=image_size, name="backbone", **options)
-    return BioFaceNet(backbone, raw2xyz=raw2xyz, d_series=d_series, name=f"bioface_{variant}")
+    return BioFaceNet(
+        backbone, raw2xyz=raw2xyz, d_series=d_series, preprocessing=preprocessing, name=f"bioface_{variant}"
+    )

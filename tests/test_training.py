@@ -1,0 +1,130 @@
+"""Training end to end on rendered faces: loss falls, resume, round trip, CLI, distribution."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from bioface_tf import cli
+from bioface_tf.data.synth import write_synthetic
+from training import train as training_train
+from training.evaluate import evaluate
+from training.presets import load_preset
+
+SMALL = [
+    "model.image_size=32",
+    "model.width_multiplier=0.125",
+    "train.batch_size=8",
+    "train.learning_rate=1e-3",
+    "train.figure_samples=2",
+]
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    return str(write_synthetic(tmp_path_factory.mktemp("faces") / "faces.h5", n=48, size=32, seed=3, progress=False))
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Stop the run as a crash would, at the start of the second epoch."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError("simulated interruption")
+
+
+@pytest.fixture(scope="module")
+def trained(faces, tmp_path_factory):
+    """Three epochs of ten steps, interrupted after the first and resumed."""
+    out = tmp_path_factory.mktemp("run")
+    preset = load_preset("report", SMALL + ["train.epochs=3", "train.steps_per_epoch=10"])
+    original = training_train.standard_callbacks
+    training_train.standard_callbacks = lambda *a, **k: original(*a, **k) + [Interrupt()]
+    try:
+        with pytest.raises(RuntimeError, match="simulated"):
+            training_train.train(preset, [faces], out, progress=False)
+    finally:
+        training_train.standard_callbacks = original
+    assert (out / "backup").exists()
+    training_train.train(preset, [faces], out, progress=False)
+    return out
+
+
+def _log(out):
+    with open(out / "log.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_loss_falls_and_every_term_is_logged(trained):
+    rows = _log(trained)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2], "resumed run continues the epochs, no repeats"
+    losses = [float(r["loss"]) for r in rows]
+    assert losses[-1] < 0.7 * losses[0], losses
+    for term in ("appearance", "camera_prior", "shading", "sparsity"):
+        assert all(float(r[term]) > 0 for r in rows), term
+    total = sum(float(rows[-1][t]) for t in ("appearance", "camera_prior", "shading", "sparsity"))
+    assert np.isclose(total, losses[-1], rtol=1e-3)
+    assert not (trained / "backup").exists(), "a finished run leaves no backup"
+    assert sorted(p.name for p in (trained / "figures").iterdir()) == ["epoch_001.png", "epoch_002.png", "epoch_003.png"]
+    assert any((trained / "tensorboard").iterdir())
+    assert json.loads((trained / "config.json").read_text())["loss"]["sparsity"] == 1e-8
+
+
+def test_trained_model_round_trips_in_safe_mode_and_evaluates(trained, faces):
+    model = keras.saving.load_model(trained / "model.keras", safe_mode=True)
+    again = keras.saving.load_model(trained / "model.keras", safe_mode=True)
+    image = np.random.default_rng(0).normal(0, 40, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(model(image)["srgb"].numpy(), again(image)["srgb"].numpy(), rtol=1e-6)
+    assert model.objective.weights["sparsity"] == 1e-8, "loss weights travel with the compiled model"
+    results = evaluate(trained / "model.keras", [faces], batch_size=16, progress=False)
+    assert results["n_faces"] == 48
+    for key in ("psnr", "ssim", "r_melanin", "r_haemoglobin", "r_shading", "r_specular", "b_mae", "cct_mae"):
+        assert np.isfinite(results[key]), key
+    assert -1 <= results["r_melanin"] <= 1 and results["b_mae"] >= 0
+
+
+def test_evaluate_command_prints_json(trained, faces, capsys):
+    assert cli.main(["evaluate", "--model", str(trained / "model.keras"), "--data", faces, "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert {"psnr", "ssim", "r_melanin", "r_haemoglobin", "r_shading", "r_specular", "b_mae", "cct_mae"} <= set(results)
+
+
+def test_commands_report_bad_input_without_traceback(tmp_path, faces, trained, capsys):
+    assert cli.main(["train", "--data", faces, "--out", str(tmp_path / "a"), "--set", "loss.nope=1"]) == 1
+    assert "loss has no field 'nope'" in capsys.readouterr().err
+    assert cli.main(["train", "--data", faces, "--out", str(trained), "--preset", "report"] + sum((["--set", s] for s in SMALL), [])) == 1
+    assert "finished run" in capsys.readouterr().err
+    assert cli.main(["train", "--data", faces, "--out", str(tmp_path / "b"), "--preset", "improved", "--set", "model.image_size=32"]) == 1
+    assert "loss.specular_target=0" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--model", str(tmp_path / "none.keras"), "--data", faces]) == 1
+    assert "model file not found" in capsys.readouterr().err
+
+
+def test_mirrored_strategy_trains_on_two_logical_cpus(faces, tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from training.presets import load_preset
+        from training.train import distribution_strategy, train
+        print("replicas", distribution_strategy("mirrored").num_replicas_in_sync)
+        preset = load_preset("report", {SMALL!r} + ["train.epochs=1", "train.steps_per_epoch=3",
+                                                     "train.distribute=mirrored", "train.figure_samples=0"])
+        history = train(preset, [{faces!r}], {str(tmp_path / "run")!r}, progress=False, tensorboard=False)
+        print("loss", history.history["loss"][-1])
+        """
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "replicas 2" in done.stdout
+    loss = float(done.stdout.split("loss")[-1])
+    assert np.isfinite(loss) and loss > 0
+    assert (tmp_path / "run" / "model.keras").exists()

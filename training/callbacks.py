@@ -1,0 +1,89 @@
+"""Keras callbacks for training: the per-epoch figure and the standard set."""
+
+from __future__ import annotations
+
+import pathlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+from training.figures import training_figure, write_png
+
+
+class EpochFigure(keras.callbacks.Callback):
+    """Write ``figures/epoch_NNN.png`` after every epoch for a fixed set of faces.
+
+    Args:
+        directory: where the PNG files go.
+        image: (N, H, W, 3) network inputs of the faces shown.
+        targets: dict with ``srgb`` (N, H, W, 3) and ``mask`` (N, H, W, 1).
+    """
+
+    def __init__(self, directory, image, targets):
+        super().__init__()
+        self.directory = pathlib.Path(directory)
+        self.image = np.asarray(image)
+        self.photo = np.asarray(targets["srgb"])
+        self.mask = np.asarray(targets["mask"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.directory.mkdir(parents=True, exist_ok=True)
+        out = {k: np.asarray(v) for k, v in self.model(self.image, training=False).items()}
+        loss = (logs or {}).get("loss")
+        title = f"epoch {epoch + 1}" + (f"   loss {loss:.4g}" if loss is not None else "")
+        figure = training_figure(
+            self.photo, out["srgb"], out["fmel"], out["fblood"], out["shading"], out["specmask"], self.mask, title
+        )
+        write_png(self.directory / f"epoch_{epoch + 1:03d}.png", figure)
+
+
+class TensorBoardScalars(keras.callbacks.Callback):
+    """Per-epoch scalars (loss and every term) as TensorBoard event files.
+
+    Written with TensorFlow's core summary op and the scalars plugin's
+    metadata, so it needs no ``tensorboard`` package (Keras's
+    ``TensorBoard`` callback does); ``tensorboard --logdir DIR`` reads them.
+    """
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = str(directory)
+        self._writer = None
+        self._metadata = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+        ).SerializeToString()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.directory)
+        with self._writer.as_default():
+            for name, value in (logs or {}).items():
+                tf.summary.write(f"epoch_{name}", tf.constant(float(value)), step=epoch + 1, metadata=self._metadata)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+
+
+def standard_callbacks(out_dir: pathlib.Path, figure_batch=None, tensorboard: bool = True) -> list:
+    """Resume, NaN guard, CSV and TensorBoard logs, ``.keras`` checkpoint, figures.
+
+    Layout of ``out_dir``: ``model.keras`` (saved after every epoch),
+    ``log.csv``, ``figures/``, ``tensorboard/`` and, while a run is
+    unfinished, ``backup/`` (what :class:`keras.callbacks.BackupAndRestore`
+    resumes from).
+    """
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(out_dir / "backup")),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(str(out_dir / "log.csv"), append=True),
+        keras.callbacks.ModelCheckpoint(str(out_dir / "model.keras")),
+    ]
+    if tensorboard:
+        callbacks.append(TensorBoardScalars(out_dir / "tensorboard"))
+    if figure_batch is not None:
+        callbacks.append(EpochFigure(out_dir / "figures", *figure_batch))
+    return callbacks

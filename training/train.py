@@ -1,0 +1,187 @@
+"""Train BioFaceNet with ``model.fit`` on the ``tf.data`` face pipeline.
+
+Data flows one way: HDF5 faces → :func:`bioface_tf.data.pipeline.make_dataset`
+(batches of dicts) → :func:`training_pairs` (network input, loss targets) →
+``BioFaceNet.fit`` → ``OUT/model.keras``, ``OUT/log.csv``, ``OUT/figures/``.
+
+Example:
+
+>>> from training.presets import load_preset
+>>> preset = load_preset("report", ["train.epochs=2"])                  # doctest: +SKIP
+>>> train(preset, ["faces.h5"], "runs/report")                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pathlib
+import sys
+
+import keras
+import tensorflow as tf
+
+from bioface_tf.data import CelebAFaces
+from bioface_tf.data.pipeline import make_dataset
+from bioface_tf.errors import BioFaceError
+from bioface_tf.losses import BioFaceLoss
+from bioface_tf.model import BioFaceNet, build_bioface
+from training.callbacks import standard_callbacks
+from training.presets import Preset
+
+TARGETS = ("srgb", "mask", "shading", "shading_valid", "specular_target")
+MIXED_PRECISION = ("auto", "on", "off")
+DISTRIBUTE = ("none", "mirrored")
+
+
+def training_pairs(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Pipeline batches → ``(image, targets)``: the network input and what the losses need."""
+
+    def split(batch):
+        return batch["image"], {key: batch[key] for key in TARGETS if key in batch}
+
+    return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def distribution_strategy(name: str) -> tf.distribute.Strategy:
+    """``"none"`` (one device) or ``"mirrored"`` (every visible GPU, or every logical CPU)."""
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    raise BioFaceError(f"train.distribute must be one of {DISTRIBUTE}, got {name!r}")
+
+
+def wants_mixed_precision(setting: str) -> bool:
+    """``"auto"``: half precision on a GPU only (it slows a CPU down)."""
+    if setting not in MIXED_PRECISION:
+        raise BioFaceError(f"train.mixed_precision must be one of {MIXED_PRECISION}, got {setting!r}")
+    if setting == "auto":
+        return bool(tf.config.list_physical_devices("GPU"))
+    return setting == "on"
+
+
+@contextlib.contextmanager
+def dtype_policy(mixed: bool):
+    """Mixed float16 for the network while inside; the physics stays float32."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16" if mixed else "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def build_and_compile(preset: Preset) -> BioFaceNet:
+    """The preset's model, compiled with its optimiser and loss terms."""
+    model = build_bioface(
+        preset.model.image_size,
+        preset.model.variant,
+        raw2xyz=preset.model.raw2xyz,
+        preprocessing=preset.train.preprocessing,
+        **preset.model.backbone_options(),
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(preset.train.learning_rate),
+        loss=BioFaceLoss(**vars(preset.loss)),
+        jit_compile=preset.train.jit_compile,
+    )
+    return model
+
+
+def _check_data(preset: Preset, faces) -> None:
+    if preset.loss.specular_target > 0:
+        raise BioFaceError(
+            "the specular pseudo ground-truth term (loss.specular_target) needs targets that the data "
+            "pipeline does not deliver yet; train without it with --set loss.specular_target=0"
+        )
+    if preset.train.batch_size > len(faces):
+        raise BioFaceError(f"{len(faces)} faces cannot fill one batch of {preset.train.batch_size}")
+
+
+def _prepare_out_dir(out_dir: pathlib.Path, preset: Preset) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = out_dir / "config.json"
+    resuming = (out_dir / "backup").exists()
+    if (out_dir / "model.keras").exists() and not resuming:
+        raise BioFaceError(f"{out_dir} already holds a finished run (model.keras); choose another --out")
+    if resuming and config.exists():
+        previous = json.loads(config.read_text())
+        if previous != preset.to_dict():
+            raise BioFaceError(
+                f"{out_dir} holds an unfinished run with a different configuration ({config}); "
+                "resume it with the same preset and overrides, or choose another --out"
+            )
+    config.write_text(preset.to_json())
+
+
+def train(
+    preset: Preset,
+    data: list[str],
+    out_dir,
+    progress: bool | None = None,
+    tensorboard: bool = True,
+) -> keras.callbacks.History:
+    """Train, resuming an interrupted run in ``out_dir`` if there is one.
+
+    Args:
+        preset: the configuration (see :mod:`training.presets`).
+        data: HDF5 face files or glob patterns (CelebA ``zx_7`` layout or
+            ``bioface synth`` output).
+        out_dir: gets ``config.json``, ``model.keras`` (every epoch and at
+            the end), ``log.csv`` (loss and every term per epoch),
+            ``figures/epoch_NNN.png``, ``tensorboard/``; ``backup/`` exists
+            while the run is unfinished and is where it resumes from.
+        progress: show a progress bar (default: when stdout is a terminal).
+        tensorboard: also write TensorBoard logs.
+
+    Returns:
+        The Keras ``History`` of this call's epochs.
+
+    Raises:
+        BioFaceError: bad data, configuration or output directory.
+    """
+    out_dir = pathlib.Path(out_dir)
+    settings = preset.train
+    faces = CelebAFaces(data, image_size=preset.model.image_size)
+    _check_data(preset, faces)
+    _prepare_out_dir(out_dir, preset)
+    keras.utils.set_random_seed(settings.seed)
+
+    strategy = distribution_strategy(settings.distribute)
+    dataset = make_dataset(
+        faces,
+        batch_size=settings.batch_size,
+        preprocessing=settings.preprocessing,
+        flip=settings.flip,
+        seed=settings.seed,
+        drop_remainder=True,
+    )
+    steps = settings.steps_per_epoch or len(faces) // settings.batch_size
+    pairs = training_pairs(dataset).repeat()
+    shown = make_dataset(
+        faces,
+        batch_size=min(settings.figure_samples, len(faces)),
+        preprocessing=settings.preprocessing,
+        flip=False,
+        shuffle=False,
+        validate=False,
+    )
+    figure_batch = next(iter(training_pairs(shown))) if settings.figure_samples > 0 else None
+
+    with dtype_policy(wants_mixed_precision(settings.mixed_precision)), strategy.scope():
+        model = build_and_compile(preset)
+        if progress is None:
+            progress = sys.stdout.isatty()
+        history = model.fit(
+            pairs,
+            epochs=settings.epochs,
+            steps_per_epoch=steps,
+            callbacks=standard_callbacks(out_dir, figure_batch, tensorboard=tensorboard),
+            verbose=1 if progress else 2,
+            shuffle=False,
+        )
+        model.save(out_dir / "model.keras")
+    return history

@@ -16,10 +16,24 @@ default on) so the edit changes skin, not identity; outside the mask the
 photo is kept unchanged. Compositing happens in display sRGB, so with no edit
 the output equals the input exactly.
 
+:func:`edit_faces` does all of it for a model's analysis of face crops
+(:class:`bioface_tf.analysis.FaceAnalysis`), blending through a feathered
+mask (:func:`feather_mask`) so the edit fades out at the mask's edge.
+
 Example:
 
 >>> edited = edit_parameters(params, Edit(melanin=0.4))
 >>> image_out = composite(image, render(params), render(edited), mask)
+
+or, from face crops and a trained model:
+
+>>> faces = analyse(model, crops, masks)                   # doctest: +SKIP
+>>> out = edit_faces(faces, Edit(haemoglobin=0.3), decoder_of(model))  # doctest: +SKIP
+
+or on a whole photo of any size (:func:`edit_photo`: the face is found,
+edited at the model's size, and the change pasted back at full resolution):
+
+>>> edited_photo = edit_photo(model, photo, Edit(melanin=0.4))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -31,6 +45,8 @@ import numpy as np
 from bioface_tf.palette import illuminant_parameters
 
 MAP_RANGE = (-1.0, 1.0)
+FEATHER = 0.03
+"""Default feathering of the face mask: Gaussian width as a fraction of the image side."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,3 +145,90 @@ def composite(
     if residual:
         face = face + (image - np.asarray(reconstruction, np.float32))
     return np.clip(mask * face + (1.0 - mask) * image, 0.0, 1.0)
+
+
+def feather_mask(mask: np.ndarray, width: float = FEATHER) -> np.ndarray:
+    """A soft version of a face mask that is 0 wherever the mask is 0.
+
+    Each mask is blurred with a Gaussian of standard deviation ``width``
+    times its side, then mapped ``clip(2·blurred − 1, 0, 1)``: 0 at and
+    outside the mask's edge, rising to 1 inside it.
+
+    Args:
+        mask: (B, H, W, 1) or (B, H, W) masks in [0, 1].
+        width: the Gaussian's width as a fraction of the image side; 0
+            returns the mask unchanged.
+
+    Returns:
+        float32, the shape of ``mask``.
+    """
+    mask = np.asarray(mask, np.float32)
+    if width <= 0:
+        return mask
+    import cv2
+
+    sigma = width * max(mask.shape[1], mask.shape[2])
+    blurred = np.stack([cv2.GaussianBlur(np.ascontiguousarray(m.squeeze()), (0, 0), sigma) for m in mask])
+    soft = np.clip(2.0 * blurred - 1.0, 0.0, 1.0).reshape(mask.shape)
+    return np.minimum(soft, mask)
+
+
+def edit_faces(faces, edit: Edit, decoder=None, residual: bool = True, feather: float = FEATHER) -> np.ndarray:
+    """Edit analysed faces and paste the re-render into the crops.
+
+    Args:
+        faces: a :class:`bioface_tf.analysis.FaceAnalysis` (``image``,
+            ``mask``, ``params``, ``reconstruction``).
+        edit: the edit.
+        decoder: the decoder that rendered ``faces.reconstruction`` (the
+            model's, :func:`bioface_tf.analysis.decoder_of`); None for a new
+            :class:`~bioface_tf.physics.PhysicsDecoder`.
+        residual: keep detail the model cannot explain (see :func:`composite`).
+        feather: mask feathering (see :func:`feather_mask`).
+
+    Returns:
+        (B, H, W, 3) the edited faces, sRGB in [0, 1]; outside the mask
+        equal to ``faces.image``.
+    """
+    edited = render(edit_parameters(faces.params, edit), decoder)
+    return composite(faces.image, faces.reconstruction, edited, feather_mask(faces.mask, feather), residual)
+
+
+def edit_photo(
+    model, photo: np.ndarray, edit: Edit, square=None, residual: bool = True, feather: float = FEATHER
+) -> np.ndarray:
+    """Edit the face in a photo of any size and keep its full resolution.
+
+    The largest face is found (or ``square`` is used), cropped to the
+    model's size with the elliptical face mask, analysed, edited
+    (:func:`edit_faces`), and the change to the crop is resized and added
+    to the photo (:func:`bioface_tf.data.photos.paste_change`).
+
+    Args:
+        model: a trained BioFaceNet.
+        photo: `(H, W, 3)` sRGB in [0, 1].
+        edit: the edit.
+        square: ``(left, top, side)`` of the face crop, or None to detect it.
+        residual, feather: as for :func:`edit_faces`.
+
+    Returns:
+        `(H, W, 3)` float32 in [0, 1]; outside the face mask equal to ``photo``.
+
+    Raises:
+        BioFaceError: no face found in the photo.
+    """
+    from bioface_tf.analysis import analyse, decoder_of
+    from bioface_tf.data import photos
+    from bioface_tf.errors import BioFaceError
+
+    photo = np.asarray(photo, np.float32)
+    if square is None:
+        box = photos.detect_face(photo)
+        if box is None:
+            raise BioFaceError("no face found in the photo")
+        square = photos.crop_box(box)
+    size = model.image_size
+    crop = photos.crop_square(photo, square, size)
+    faces = analyse(model, crop[None], photos.elliptical_mask(size)[None])
+    edited = edit_faces(faces, edit, decoder_of(model), residual, feather)
+    return photos.paste_change(photo, square, crop, edited[0])

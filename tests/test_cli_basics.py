@@ -1,8 +1,7 @@
-"""The `bioface` command: help, spectra report, and the palette demo."""
+"""The `bioface` command: help, spectra report, and the skin palettes."""
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 
@@ -63,9 +62,3 @@ def test_unknown_illuminant_is_rejected():
         illuminant_parameters("D50")
     weights, cct = illuminant_parameters("F2")
     assert weights.sum() == 1 and weights[spectra.ILLUMINANT_NAMES.index("F2")] == 1
-
-
-def test_demo_writes_palette_figure(tmp_path):
-    assert cli.main(["demo", "--out", str(tmp_path), "--n", "3"]) == 0
-    image = cv2.imread(str(tmp_path / "skin_palettes.png"))
-    assert image is not None and image.shape[0] == 3 * 24 + 28

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bioface_tf.editing import Edit, composite, edit_parameters, render
+from bioface_tf.editing import Edit, composite, edit_faces, edit_parameters, feather_mask, render
 
 
 def _face_params(size=16, seed=0):
@@ -98,3 +98,71 @@ def test_specular_scale_removes_highlights():
 def test_invalid_edits_are_rejected(bad):
     with pytest.raises(ValueError):
         Edit(**bad)
+
+
+@pytest.fixture(scope="module")
+def rendered_face(tmp_path_factory):
+    """A face rendered by ``bioface synth``: its true decoder inputs and mask."""
+    from bioface_tf.data import CelebAFaces
+    from bioface_tf.data.synth import write_synthetic
+
+    path = write_synthetic(tmp_path_factory.mktemp("synth") / "faces.h5", n=1, size=48, seed=5, progress=False)
+    with CelebAFaces([path], image_size=None) as faces:
+        face = faces.read([0], ground_truth=True)
+    params = {k: face[f"gt_{k}"] for k in ("fmel", "fblood", "specmask", "b", "light_weights", "cct")}
+    params["shading"] = np.maximum(face["gt_shading"], 1e-3)
+    return params, face["mask"]
+
+
+def test_melanin_darkens_and_haemoglobin_reddens_a_rendered_faces_skin(rendered_face):
+    params, mask = rendered_face
+    skin = (mask[..., 0] > 0.5) & (params["fmel"][..., 0] < 0.2) & (params["fblood"][..., 0] < 0.5)
+    assert skin.sum() > 100, "the rendered face has a skin region to measure"
+    lab = _srgb_to_lab(render(params))[skin]
+    darker = _srgb_to_lab(render(edit_parameters(params, Edit(melanin=0.4))))[skin]
+    redder = _srgb_to_lab(render(edit_parameters(params, Edit(haemoglobin=0.3))))[skin]
+    assert np.median(darker[:, 0] - lab[:, 0]) < -3, "L* drops on the skin"
+    assert np.mean(darker[:, 0] < lab[:, 0]) > 0.95
+    assert np.median(redder[:, 1] - lab[:, 1]) > 2, "a* rises on the skin"
+    assert np.mean(redder[:, 1] > lab[:, 1]) > 0.95
+
+
+def test_feathered_mask_is_zero_outside_and_one_deep_inside():
+    mask = np.zeros((1, 64, 64, 1), np.float32)
+    mask[:, 8:56, 12:52] = 1
+    soft = feather_mask(mask)
+    assert soft.shape == mask.shape and soft.dtype == np.float32
+    assert np.all(soft[mask == 0] == 0)
+    assert soft[0, 32, 32, 0] == pytest.approx(1.0, abs=1e-3)
+    edge = soft[0, 32, 12:20, 0]
+    assert 0 <= edge[0] < 0.35 and np.all(np.diff(edge) >= 0), "it rises from the edge inwards"
+    np.testing.assert_array_equal(feather_mask(mask, 0.0), mask)
+
+
+class _Analysis:
+    """The fields of a FaceAnalysis that edit_faces uses."""
+
+    def __init__(self, params, image, mask):
+        self.params, self.image, self.mask = params, image, mask
+        self.reconstruction = render(params)
+
+
+def test_edit_faces_keeps_pixels_outside_the_mask_and_is_identity_unedited(rendered_face):
+    params, mask = rendered_face
+    rng = np.random.default_rng(2)
+    photo = np.clip(render(params) + rng.normal(0, 0.03, render(params).shape), 0, 1).astype(np.float32)
+    faces = _Analysis(params, photo, mask)
+    np.testing.assert_allclose(edit_faces(faces, Edit()), photo, atol=1e-6)
+    edited = edit_faces(faces, Edit(melanin=0.4, haemoglobin=0.3))
+    outside = mask[..., 0] == 0
+    np.testing.assert_array_equal(edited[outside], photo[outside])
+    assert np.abs(edited - photo)[mask[..., 0] == 1].mean() > 0.02
+
+
+def test_edit_faces_clips_at_the_range_ends(rendered_face):
+    params, mask = rendered_face
+    faces = _Analysis(params, render(params), mask)
+    np.testing.assert_array_equal(edit_faces(faces, Edit(melanin=2.0)), edit_faces(faces, Edit(melanin=9.0)))
+    np.testing.assert_array_equal(
+        edit_faces(faces, Edit(haemoglobin=-2.0)), edit_faces(faces, Edit(haemoglobin=-9.0))
+    )

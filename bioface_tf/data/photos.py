@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import pathlib
+import dataclasses
 from collections.abc import Iterable, Sequence
 
 import cv2
@@ -34,6 +35,8 @@ CROP_SCALE = 1.5
 CROP_SHIFT_DOWN = 0.05
 MASK_CENTRE = (0.5, 0.53)
 MASK_SEMI_AXES = (0.33, 0.43)
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+JPEG_TAIL = 4096
 
 
 def is_photo(path: pathlib.Path) -> bool:
@@ -44,12 +47,15 @@ def read_photo(path: str | pathlib.Path) -> np.ndarray:
     """An RGB photo as float32 sRGB values in [0, 1], `(H, W, 3)`.
 
     Raises:
-        DataError: the file is missing or unreadable, not RGB (greyscale), or
-            far too small to hold a face (a side under 32 pixels).
+        DataError: the file is missing, unreadable or truncated, not RGB
+            (greyscale), or far too small to hold a face (a side under 32
+            pixels).
     """
     path = pathlib.Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    if _is_truncated_jpeg(path):
+        raise DataError(f"{path}: truncated JPEG (the file ends before the image data does)")
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
         raise DataError(f"{path}: unreadable (not a JPEG/PNG image, or truncated)")
@@ -66,6 +72,23 @@ def read_photo(path: str | pathlib.Path) -> np.ndarray:
     scale = 65535.0 if raw.dtype == np.uint16 else 255.0
     rgb = cv2.cvtColor(raw[..., :3], cv2.COLOR_BGR2RGB)
     return rgb.astype(np.float32) / scale
+
+
+def _is_truncated_jpeg(path: pathlib.Path) -> bool:
+    """A JPEG file without its end-of-image marker near the end.
+
+    OpenCV decodes a truncated JPEG without an error (the missing rows come
+    out grey), so the marker is checked here. Entropy-coded JPEG data never
+    holds the bytes FF D9 (an FF there is followed by 00 or a restart
+    marker), so the marker's absence from the file's tail means the file was
+    cut short.
+    """
+    with open(path, "rb") as f:
+        if f.read(2) != JPEG_START:
+            return False
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - JPEG_TAIL))
+        return JPEG_END not in f.read()
 
 
 @functools.cache
@@ -94,18 +117,32 @@ def detect_face(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
     return tuple(int(round(v / shrink)) for v in (x, y, w, h))
 
 
-def crop_face(rgb: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
-    """A square crop around a detected face, resized to `(size, size, 3)`.
+def crop_box(box: tuple[int, int, int, int]) -> tuple[int, int, int]:
+    """The square crop around a detected face, ``(left, top, side)`` in pixels.
 
     The crop is ``CROP_SCALE`` times the detector's box (which spans brows to
-    mouth), moved down a little to take in the chin; beyond the photo's edge
-    the border pixels are repeated.
+    mouth), moved down a little to take in the chin. It may reach past the
+    photo's edge.
     """
     x, y, w, h = box
     side = int(round(CROP_SCALE * max(w, h)))
     cx = x + w / 2.0
     cy = y + h / 2.0 + CROP_SHIFT_DOWN * h
-    left, top = int(round(cx - side / 2.0)), int(round(cy - side / 2.0))
+    return int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), side
+
+
+def crop_face(rgb: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """A square crop around a detected face, resized to `(size, size, 3)`.
+
+    The crop is :func:`crop_box`; beyond the photo's edge the border pixels
+    are repeated.
+    """
+    return crop_square(rgb, crop_box(box), size)
+
+
+def crop_square(rgb: np.ndarray, square: tuple[int, int, int], size: int) -> np.ndarray:
+    """The square ``(left, top, side)`` of an image, resized to `(size, size, 3)`."""
+    left, top, side = square
     height, width = rgb.shape[:2]
     pad = max(0, -left, -top, left + side - width, top + side - height)
     if pad:
@@ -113,6 +150,35 @@ def crop_face(rgb: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.
     crop = rgb[top + pad : top + pad + side, left + pad : left + pad + side]
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
     return np.clip(cv2.resize(crop, (size, size), interpolation=interpolation), 0.0, 1.0)
+
+
+def paste_change(photo: np.ndarray, square: tuple[int, int, int], before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Carry a change made to a face crop back into the full-resolution photo.
+
+    The change ``after − before`` (at crop resolution) is resized to the
+    crop's square and added to the photo there, so the photo keeps its own
+    full-resolution detail; where the change is zero the photo is unchanged.
+
+    Args:
+        photo: `(H, W, 3)` the photo in [0, 1].
+        square: ``(left, top, side)``, the crop's square in the photo
+            (:func:`crop_box`).
+        before, after: `(size, size, 3)` the crop before and after the change.
+
+    Returns:
+        `(H, W, 3)` float32 in [0, 1], a new array.
+    """
+    left, top, side = square
+    height, width = photo.shape[:2]
+    change = np.asarray(after, np.float32) - np.asarray(before, np.float32)
+    change = cv2.resize(change, (side, side), interpolation=cv2.INTER_LINEAR)
+    out = np.array(photo, np.float32)
+    x0, y0 = max(left, 0), max(top, 0)
+    x1, y1 = min(left + side, width), min(top + side, height)
+    if x1 > x0 and y1 > y0:
+        region = out[y0:y1, x0:x1] + change[y0 - top : y1 - top, x0 - left : x1 - left]
+        out[y0:y1, x0:x1] = np.clip(region, 0.0, 1.0)
+    return out
 
 
 def elliptical_mask(size: int) -> np.ndarray:
@@ -123,8 +189,26 @@ def elliptical_mask(size: int) -> np.ndarray:
     return (u * u + v * v <= 1.0).astype(np.float32)[..., None]
 
 
-def load_face_photo(path: str | pathlib.Path, size: int) -> np.ndarray:
-    """The face in one photo, cropped and resized, `(size, size, 3)` in [0, 1].
+@dataclasses.dataclass
+class FacePhoto:
+    """A photo, where its face is, and the face at the model size.
+
+    Attributes:
+        path: the photo file.
+        photo: `(H, W, 3)` the whole photo, sRGB in [0, 1].
+        square: ``(left, top, side)`` of the face crop in the photo
+            (:func:`crop_box`); it may reach past the photo's edge.
+        face: `(size, size, 3)` the crop, resized.
+    """
+
+    path: pathlib.Path
+    photo: np.ndarray
+    square: tuple[int, int, int]
+    face: np.ndarray
+
+
+def find_face(path: str | pathlib.Path, size: int) -> FacePhoto:
+    """Read a photo and crop its largest face to `(size, size, 3)`.
 
     Raises:
         DataError: as :func:`read_photo`, or when no face is found.
@@ -133,7 +217,17 @@ def load_face_photo(path: str | pathlib.Path, size: int) -> np.ndarray:
     box = detect_face(rgb)
     if box is None:
         raise DataError(f"{path}: no face found")
-    return crop_face(rgb, box, size)
+    square = crop_box(box)
+    return FacePhoto(pathlib.Path(path), rgb, square, crop_square(rgb, square, size))
+
+
+def load_face_photo(path: str | pathlib.Path, size: int) -> np.ndarray:
+    """The face in one photo, cropped and resized, `(size, size, 3)` in [0, 1].
+
+    Raises:
+        DataError: as :func:`read_photo`, or when no face is found.
+    """
+    return find_face(path, size).face
 
 
 def photo_paths(inputs: Iterable[str | pathlib.Path]) -> list[pathlib.Path]:

@@ -85,7 +85,12 @@ def _compute(task, options):
 
 
 class _pool:
-    """A process pool, or ``None`` for one worker (no processes started)."""
+    """A process pool, or ``None`` for one worker (no processes started).
+
+    Workers are spawned, not forked: a fork of a process that has loaded
+    TensorFlow (a training script, the test suite) inherits its locked
+    thread pools and hangs.
+    """
 
     def __init__(self, workers: int):
         self.workers = workers
@@ -93,7 +98,7 @@ class _pool:
 
     def __enter__(self):
         if self.workers > 1:
-            self.pool = multiprocessing.get_context("fork").Pool(self.workers, initializer=_single_threaded)
+            self.pool = multiprocessing.get_context("spawn").Pool(self.workers, initializer=_single_threaded)
         return self.pool
 
     def __exit__(self, *exc):

@@ -16,6 +16,13 @@ A lighting file is found from its image file's name (``_d10_inmc`` ↔
 the image file itself as a dataset named ``lrgb`` (the layout written by
 ``bioface synth``, which also stores ``gt_*`` ground truth there).
 
+Specular pseudo ground truth (Kim et al., written by ``bioface
+specular-targets``) is picked up by name: for ``X.hdf5`` the sidecar
+``X_specular.hdf5``, looked for in a folder the user names and then beside
+``X.hdf5``. Its ``specular`` dataset `(N, H, W)` must match the image file's
+N, H and W; it is read as ``specular_target`` `(n, H, W, 1)`, linear
+intensity of the linearised image (see ``docs/SPECULAR_METHOD.md`` §1).
+
 Files are opened lazily and read a few faces at a time: nothing is loaded whole.
 Opening checks the layout; :meth:`CelebAFaces.validate` then streams every face
 once, so that NaNs, empty masks or truncated data are reported before training
@@ -41,6 +48,7 @@ import numpy as np
 
 from bioface_tf.data import shading as sh_shading
 from bioface_tf.errors import DataError
+from bioface_tf.specular_targets import sidecar_path
 
 DATASET = "zx_7"
 EMBEDDED_LIGHTING = "lrgb"
@@ -54,6 +62,9 @@ DEFAULT_IMAGE_SIZE = 64
 GROUND_TRUTH_MAPS = ("gt_fmel", "gt_fblood", "gt_shading", "gt_specmask")
 GROUND_TRUTH_VECTORS = {"gt_b": 2, "gt_light_weights": 14, "gt_cct": 1}
 GROUND_TRUTH = GROUND_TRUTH_MAPS + tuple(GROUND_TRUTH_VECTORS)
+
+SPECULAR_DATASET = "specular"
+SPECULAR_KEY = "specular_target"
 
 SIGNED, UNIT01 = "signed", "unit01"
 UNIT_LENGTH_TOLERANCE = 0.2
@@ -119,6 +130,10 @@ class FaceFile:
         normal_encoding: ``"signed"`` (vectors in [−1, 1]) or ``"unit01"``
             (``(n + 1) / 2``), detected from the unit length of the normals.
         has_ground_truth: whether all ``gt_*`` datasets are present.
+        specular: its specular-target sidecar ``X_specular.hdf5``, or
+            ``None`` when there is none.
+        specular_curve: the linearisation curve the sidecar's targets were
+            computed with (``"srgb"`` or ``"gamma2.2"``), ``None`` without one.
     """
 
     images: pathlib.Path
@@ -127,6 +142,8 @@ class FaceFile:
     image_size: int
     normal_encoding: str
     has_ground_truth: bool
+    specular: pathlib.Path | None = None
+    specular_curve: str | None = None
 
 
 def detect_normal_encoding(normals: np.ndarray, mask: np.ndarray, path) -> str:
@@ -170,11 +187,15 @@ class CelebAFaces:
             dataset, else by name).
         image_size: required H = W, or ``None`` to accept any size shared by
             all files.
+        specular_dir: a folder to look for specular-target sidecars in
+            first (``bioface specular-targets --out DIR``); sidecars beside
+            the image files are found without it.
 
     Raises:
         DataError: naming the file and the problem, for missing or unreadable
             files, a missing ``zx_7`` dataset, wrong channel count or spatial
-            size, image and lighting files of different lengths.
+            size, image and lighting files of different lengths, a
+            specular sidecar that does not match its image file.
     """
 
     def __init__(
@@ -182,7 +203,11 @@ class CelebAFaces:
         images: Sequence[str | pathlib.Path],
         lighting: Sequence[str | pathlib.Path] | None = None,
         image_size: int | None = DEFAULT_IMAGE_SIZE,
+        specular_dir: str | pathlib.Path | None = None,
     ):
+        self.specular_dir = None if specular_dir is None else pathlib.Path(specular_dir)
+        if self.specular_dir is not None and not self.specular_dir.is_dir():
+            raise DataError(f"{self.specular_dir}: no such folder (given for specular targets)")
         image_paths = expand_paths(images)
         if lighting is None:
             image_paths = _drop_listed_partners(image_paths)
@@ -203,6 +228,7 @@ class CelebAFaces:
             raise DataError(f"image files differ in spatial size: {listing}")
         self.image_size = sizes.pop()
         self.has_ground_truth = all(f.has_ground_truth for f in self.files)
+        self.has_specular_targets = all(f.specular is not None for f in self.files)
         self._starts = np.cumsum([0] + [f.n_faces for f in self.files])
 
     def __len__(self) -> int:
@@ -268,7 +294,55 @@ class CelebAFaces:
             first[:, NORMAL_CHANNELS].transpose(0, 2, 3, 1), first[:, MASK_CHANNEL], image_path
         )
         has_gt = all(name in handle for name in GROUND_TRUTH)
-        return FaceFile(image_path, lighting_path, n, height, encoding, has_gt)
+        specular, curve = self._open_specular(image_path, (n, height, width))
+        return FaceFile(image_path, lighting_path, n, height, encoding, has_gt, specular, curve)
+
+    def _sidecar_candidates(self, image_path: pathlib.Path) -> list[pathlib.Path]:
+        beside = sidecar_path(image_path)
+        if self.specular_dir is None:
+            return [beside]
+        return [sidecar_path(image_path, self.specular_dir), beside]
+
+    def _open_specular(self, image_path: pathlib.Path, shape: tuple[int, int, int]):
+        """``(sidecar, curve)`` of an image file, ``(None, None)`` without one.
+
+        Raises:
+            DataError: the sidecar is unreadable, lacks ``specular`` or does
+                not match the image file's `(N, H, W)`.
+        """
+        found = [p for p in self._sidecar_candidates(image_path) if p.is_file()]
+        if not found:
+            return None, None
+        path = found[0]
+        handle = self._handle(path)
+        data = handle.get(SPECULAR_DATASET)
+        if not isinstance(data, h5py.Dataset):
+            raise DataError(
+                f"{path}: no '{SPECULAR_DATASET}' dataset, so it holds no specular targets for {image_path} "
+                f"(found: {', '.join(sorted(handle.keys())) or 'nothing'})"
+            )
+        if data.shape != shape:
+            raise DataError(
+                f"{path}: specular targets of shape {data.shape} do not match {image_path}, which holds "
+                f"{shape[0]} faces of {shape[1]}x{shape[2]} (expected {shape}); remake them with "
+                f"'bioface specular-targets {image_path}'"
+            )
+        curve = handle.attrs.get("curve")
+        return path, None if curve is None else str(curve)
+
+    def require_specular_targets(self) -> None:
+        """Raise :class:`DataError` naming every image file without a sidecar."""
+        missing = [f.images for f in self.files if f.specular is None]
+        if not missing:
+            return
+        problems = []
+        for image_path in missing:
+            looked = [str(p) for p in self._sidecar_candidates(image_path)]
+            unfinished = [p for p in looked if pathlib.Path(p + ".partial").exists()]
+            note = f"; {unfinished[0]}.partial is unfinished" if unfinished else ""
+            problems.append(f"{image_path}: no specular targets ({' or '.join(looked)} not found{note})")
+        names = " ".join(map(str, missing))
+        raise DataError("; ".join(problems) + f". Make them with 'bioface specular-targets {names}'")
 
     @staticmethod
     def _read_raw(path, dataset: h5py.Dataset, selection) -> np.ndarray:
@@ -284,42 +358,55 @@ class CelebAFaces:
         k = int(np.searchsorted(self._starts, index, side="right") - 1)
         return self.files[k], index - int(self._starts[k])
 
-    def read(self, indices: Sequence[int], ground_truth: bool = False) -> dict[str, np.ndarray]:
+    def read(
+        self, indices: Sequence[int], ground_truth: bool = False, specular_target: bool = False
+    ) -> dict[str, np.ndarray]:
         """Faces by global index, in the order asked.
 
         Args:
             indices: face indices in ``range(len(self))``.
             ground_truth: also return the ``gt_*`` arrays (all files must hold them).
+            specular_target: also return ``specular_target`` (all files must
+                have a sidecar).
 
         Returns:
             A dict of float32 arrays: ``image`` `(n, H, W, 3)` sRGB in [0, 1];
             ``mask`` `(n, H, W, 1)`; ``normals`` `(n, H, W, 3)` signed unit
             vectors; ``shading`` `(n, H, W, 1)`, the pseudo ground truth
             (0 outside the mask); ``shading_valid`` `(n,)`, all 1;
-            ``lighting`` `(n, 3, 9)` SH coefficients; and with
-            ``ground_truth`` the ``gt_*`` maps `(n, H, W, 1)` and vectors
-            `(n, D)`.
+            ``lighting`` `(n, 3, 9)` SH coefficients; with ``ground_truth``
+            the ``gt_*`` maps `(n, H, W, 1)` and vectors `(n, D)`; with
+            ``specular_target`` the refined specular map `(n, H, W, 1)` in
+            linear intensity.
+
+        Raises:
+            DataError: ground truth or specular targets asked for but
+                missing, or non-finite specular targets.
         """
         indices = np.asarray(indices, dtype=np.int64)
         if ground_truth and not self.has_ground_truth:
             missing = [str(f.images) for f in self.files if not f.has_ground_truth]
             raise DataError(f"{', '.join(missing)}: no ground truth (gt_* datasets) to read")
+        if specular_target:
+            self.require_specular_targets()
         k_of = np.searchsorted(self._starts, indices, side="right") - 1
         parts, order = [], []
         for k in np.unique(k_of):
             where = np.flatnonzero(k_of == k)
             local = indices[where] - self._starts[k]
-            parts.append(self._read_file(self.files[k], local, ground_truth))
+            parts.append(self._read_file(self.files[k], local, ground_truth, specular_target))
             order.append(where)
         batch = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         inverse = np.argsort(np.concatenate(order))
         return {key: value[inverse] for key, value in batch.items()}
 
-    def read_range(self, file: FaceFile, start: int, stop: int, ground_truth: bool = False):
+    def read_range(
+        self, file: FaceFile, start: int, stop: int, ground_truth: bool = False, specular_target: bool = False
+    ):
         """Faces ``start:stop`` of one file, as :meth:`read` returns them."""
-        return self._read_file(file, np.arange(start, stop), ground_truth)
+        return self._read_file(file, np.arange(start, stop), ground_truth, specular_target)
 
-    def _read_file(self, file: FaceFile, local: np.ndarray, ground_truth: bool):
+    def _read_file(self, file: FaceFile, local: np.ndarray, ground_truth: bool, specular_target: bool = False):
         unique, inverse = np.unique(local, return_inverse=True)
         if unique.size and unique[-1] - unique[0] + 1 == unique.size:
             selection = slice(int(unique[0]), int(unique[-1]) + 1)
@@ -347,6 +434,14 @@ class CelebAFaces:
             for name in GROUND_TRUTH:
                 value = self._read_raw(file.images, handle[name], selection)[inverse]
                 batch[name] = value[..., None] if name in GROUND_TRUTH_MAPS else value
+        if specular_target:
+            sidecar = self._handle(file.specular)[SPECULAR_DATASET]
+            value = self._read_raw(file.specular, sidecar, selection)[inverse]
+            bad = ~np.isfinite(value).reshape(len(value), -1).all(axis=1)
+            if bad.any():
+                faces = sorted(set(local[bad].tolist()))[:5]
+                raise DataError(f"{file.specular}: non-finite specular targets for faces {faces} of {file.images}")
+            batch[SPECULAR_KEY] = value[..., None]
         return batch
 
     def iter_chunks(self, chunk: int = SCAN_CHUNK) -> Iterator[tuple[FaceFile, int, dict]]:
@@ -358,9 +453,11 @@ class CelebAFaces:
 
 
 def _drop_listed_partners(paths: list[pathlib.Path]) -> list[pathlib.Path]:
-    """Drop lighting files whose image file is also listed (``data/*.hdf5``)."""
+    """Drop lighting files and specular sidecars whose image file is also listed (``data/*.hdf5``)."""
     partners = set()
     for path in paths:
         if "_inmc" in path.name:
             partners.add(lighting_path_for(path).resolve())
+        sidecar = sidecar_path(path).resolve()
+        partners.update({sidecar, sidecar.with_name(sidecar.name + ".partial")})
     return [p for p in paths if p.resolve() not in partners]

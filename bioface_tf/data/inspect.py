@@ -4,6 +4,8 @@
 numbers a user checks before training (and ``bioface inspect`` prints);
 :func:`check` turns the problems among them into a :class:`DataError`, so that
 bad data stops a run before its first step, not half-way through an epoch.
+A file's specular-target sidecar, when it has one, is read in the same pass,
+so that non-finite targets are reported then too.
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ def summarise(faces: CelebAFaces | PhotoFaces, progress: bool = True) -> list[Su
         acc = _Accumulator()
         for start in range(0, file.n_faces, SCAN_CHUNK):
             stop = min(start + SCAN_CHUNK, file.n_faces)
-            acc.add(start, faces.read_range(file, start, stop))
+            acc.add(start, faces.read_range(file, start, stop, specular_target=file.specular is not None))
             bar.update(stop - start)
         summaries.append(
             _finish(

@@ -23,7 +23,12 @@ Each element is a dict of float32 tensors:
 ``normals``        `(B, H, W, 3)` unit normals (zeros for photos)
 ``shading``        `(B, H, W, 1)` pseudo ground-truth shading
 ``shading_valid``  `(B,)` 1 where ``shading`` is a target, 0 for photos
+``specular_target`` `(B, H, W, 1)` specular pseudo ground truth (Kim et al.)
+                   in linear intensity, when every file has an
+                   ``X_specular.hdf5`` sidecar (``bioface specular-targets``)
 ``gt_*``           ground truth, with ``ground_truth=True`` (synthetic data)
+
+Horizontal flips mirror every map, ``specular_target`` included.
 
 Example:
 
@@ -41,7 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from bioface_tf.data import inspect as data_inspect
-from bioface_tf.data.celeba import GROUND_TRUTH_MAPS, GROUND_TRUTH_VECTORS
+from bioface_tf.data.celeba import GROUND_TRUTH_MAPS, GROUND_TRUTH_VECTORS, SPECULAR_KEY
 from bioface_tf.errors import DataError
 
 MEAN_RGB = (129.1863, 104.7624, 93.5940)
@@ -82,9 +87,11 @@ def flip_horizontally(batch: dict[str, tf.Tensor], flip: tf.Tensor) -> dict[str,
     return flipped
 
 
-def _signature(size: int, ground_truth: bool) -> dict[str, tf.TensorSpec]:
+def _signature(size: int, ground_truth: bool, specular_target: bool) -> dict[str, tf.TensorSpec]:
     spec = {key: tf.TensorSpec((None, size, size, c), tf.float32) for key, c in FIELDS.items()}
     spec["shading_valid"] = tf.TensorSpec((None,), tf.float32)
+    if specular_target:
+        spec[SPECULAR_KEY] = tf.TensorSpec((None, size, size, 1), tf.float32)
     if ground_truth:
         spec.update({key: tf.TensorSpec((None, size, size, 1), tf.float32) for key in GROUND_TRUTH_MAPS})
         spec.update({key: tf.TensorSpec((None, d), tf.float32) for key, d in GROUND_TRUTH_VECTORS.items()})
@@ -101,6 +108,7 @@ def make_dataset(
     drop_remainder: bool = False,
     ground_truth: bool = False,
     validate: bool = True,
+    specular_target: bool | None = None,
 ) -> tf.data.Dataset:
     """A dataset of augmented batches, one pass over ``faces`` per iteration.
 
@@ -116,6 +124,10 @@ def make_dataset(
         ground_truth: add the ``gt_*`` tensors (the source must hold them).
         validate: read every face once first and raise :class:`DataError`
             on NaN/Inf values, empty masks or out-of-range images.
+        specular_target: add ``specular_target``: ``None`` (default) when
+            the source has specular sidecars for every file, ``True`` to
+            require them (a :class:`DataError` names the files without
+            one), ``False`` never.
 
     Returns:
         A ``tf.data.Dataset`` of dicts (keys in the module doc); iterate it
@@ -125,13 +137,20 @@ def make_dataset(
         raise DataError(f"unknown preprocessing '{preprocessing}' (choose from {', '.join(PREPROCESSING)})")
     if ground_truth and not faces.has_ground_truth:
         raise DataError("ground truth asked for but the data holds no gt_* maps")
+    has_targets = getattr(faces, "has_specular_targets", False)
+    if specular_target is None:
+        specular_target = has_targets
+    elif specular_target and not has_targets:
+        if not hasattr(faces, "require_specular_targets"):
+            raise DataError("specular targets asked for, but photo folders have none (only HDF5 face files do)")
+        faces.require_specular_targets()
     if validate:
         data_inspect.check(data_inspect.summarise(faces))
     n = len(faces)
     if drop_remainder and n < batch_size:
         raise DataError(f"{n} faces cannot fill one batch of {batch_size}")
     epochs = itertools.count()
-    signature = _signature(faces.image_size, ground_truth)
+    signature = _signature(faces.image_size, ground_truth, specular_target)
     keys = list(signature)
 
     def plan():
@@ -144,7 +163,8 @@ def make_dataset(
             yield chosen, mirror[chosen]
 
     def read(indices):
-        batch = faces.read(indices, ground_truth=ground_truth)
+        options = {"specular_target": True} if specular_target else {}
+        batch = faces.read(indices, ground_truth=ground_truth, **options)
         return [batch[key] for key in keys]
 
     def load(indices, mirror):

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ import pytest
 
 from bioface_tf import cli
 from bioface_tf.data.synth import write_synthetic
+from bioface_tf.errors import BioFaceError
 from training import train as training_train
 from training.evaluate import evaluate
 from training.presets import load_preset
@@ -104,6 +106,21 @@ def test_commands_report_bad_input_without_traceback(tmp_path, faces, trained, c
     assert "loss.specular_target=0" in capsys.readouterr().err
     assert cli.main(["evaluate", "--model", str(tmp_path / "none.keras"), "--data", faces]) == 1
     assert "model file not found" in capsys.readouterr().err
+
+
+def test_specular_target_term_trains_on_sidecar_targets(faces, tmp_path):
+    data = tmp_path / "faces.h5"
+    shutil.copy(faces, data)
+    preset = load_preset(
+        "report",
+        SMALL + ["loss.specular_target=1", "train.epochs=1", "train.steps_per_epoch=2", "train.figure_samples=0"],
+    )
+    with pytest.raises(BioFaceError, match="bioface specular-targets"):
+        training_train.train(preset, [str(data)], tmp_path / "without", progress=False, tensorboard=False)
+    assert cli.main(["specular-targets", str(data), "--workers", "1"]) == 0
+    training_train.train(preset, [str(data)], tmp_path / "with", progress=False, tensorboard=False)
+    term = float(_log(tmp_path / "with")[-1]["specular_target"])
+    assert np.isfinite(term) and term > 0
 
 
 def test_mirrored_strategy_trains_on_two_logical_cpus(faces, tmp_path):

@@ -92,10 +92,12 @@ def build_and_compile(preset: Preset) -> BioFaceNet:
 
 
 def _check_data(preset: Preset, faces) -> None:
-    if preset.loss.specular_target > 0:
+    if preset.loss.specular_target > 0 and not faces.has_specular_targets:
+        missing = " ".join(str(f.images) for f in faces.files if f.specular is None)
         raise BioFaceError(
-            "the specular pseudo ground-truth term (loss.specular_target) needs targets that the data "
-            "pipeline does not deliver yet; train without it with --set loss.specular_target=0"
+            "the specular pseudo ground-truth term (loss.specular_target) needs X_specular.hdf5 sidecars "
+            f"beside the data; make them with 'bioface specular-targets {missing}', or train without "
+            "the term with --set loss.specular_target=0"
         )
     if preset.train.batch_size > len(faces):
         raise BioFaceError(f"{len(faces)} faces cannot fill one batch of {preset.train.batch_size}")
@@ -158,6 +160,7 @@ def train(
         flip=settings.flip,
         seed=settings.seed,
         drop_remainder=True,
+        specular_target=preset.loss.specular_target > 0,
     )
     steps = settings.steps_per_epoch or len(faces) // settings.batch_size
     pairs = training_pairs(dataset).repeat()
@@ -168,6 +171,7 @@ def train(
         flip=False,
         shuffle=False,
         validate=False,
+        specular_target=preset.loss.specular_target > 0,
     )
     figure_batch = next(iter(training_pairs(shown))) if settings.figure_samples > 0 else None
 

@@ -27,21 +27,21 @@ import time
 
 import numpy as np
 
+from bioface_tf.errors import BioFaceError
+
 DEFAULT_FACES = 512
 DEFAULT_STEPS = 1500
 DEFAULT_MINUTES = 8.0
 HELD_OUT = 6
 EDIT_ROWS = 4
-BATCH_SIZE = 16
-LEARNING_RATE = 1e-3
 IMAGE_SIZE = 64
 MELANIN_EDIT = 0.4
 HAEMOGLOBIN_EDIT = 0.3
 LOG_EVERY = 25
 STAGES = 6
-TARGETS = ("srgb", "mask", "shading", "shading_valid")
-LOSS_WEIGHTS = {"appearance": 1e-3, "camera_prior": 1e-4, "shading": 1e-5, "sparsity": 1e-8}
-"""The known report's weights (sparsity 1e-8: 1e-5 pushes specular maps to black)."""
+DEMO_OVERRIDES = ("model.variant=mobile", "train.batch_size=16", "train.learning_rate=0.001")
+"""The ``report`` preset (the known report's loss weights) for a few CPU minutes: the
+mobile network, small batches, a 100x higher learning rate."""
 
 FULL_RUN = """\
 # the CelebA release of Shu et al. (CVPR 2017): zx_7_d10_inmc_celebA_NN.hdf5 + zx_7_d3_lrgb_celebA_NN.hdf5
@@ -79,22 +79,35 @@ class DemoResult:
     training: TrainingLog
 
 
-def train_briefly(
-    faces_path,
-    steps: int,
-    seconds: float,
-    batch_size: int = BATCH_SIZE,
-    seed: int = 0,
-    progress: bool = True,
-):
-    """Train the mobile BioFaceNet for ``steps`` steps or ``seconds``, whichever ends first.
+def demo_preset(steps: int, seed: int = 0):
+    """The demo's training configuration: the ``report`` preset with :data:`DEMO_OVERRIDES`."""
+    from training.presets import load_preset
+
+    return load_preset(
+        "report", [*DEMO_OVERRIDES, "train.epochs=1", f"train.steps_per_epoch={steps}", f"train.seed={seed}"]
+    )
+
+
+def equivalent_train_command(preset, data: str = "faces.h5") -> str:
+    """The ``bioface train`` command line that trains with ``preset``'s demo settings."""
+    sets = " ".join(f"--set {o}" for o in DEMO_OVERRIDES)
+    return (f"bioface train --preset report {sets} --epochs 1 --steps {preset.train.steps_per_epoch} "
+            f"--data {data} --out runs/demo")
+
+
+def train_briefly(faces_path, preset, seconds: float, progress: bool = True):
+    """Train as ``preset`` says for at most ``seconds`` (tracing excluded).
+
+    The model, optimiser, loss and input pipeline are those of ``bioface
+    train`` (:func:`training.train.build_and_compile`,
+    :func:`training.train.training_pairs`); the demo adds the time budget
+    and a progress bar over the steps.
 
     Args:
         faces_path: an HDF5 file of faces (``bioface synth`` output).
-        steps: the most optimisation steps.
-        seconds: the time budget for the steps (tracing excluded).
-        batch_size: faces per step.
-        seed: seeds the weights, order and flips.
+        preset: a :class:`training.presets.Preset` (see :func:`demo_preset`);
+            ``train.steps_per_epoch`` is the most steps.
+        seconds: the time budget for the steps.
         progress: show a progress bar.
 
     Returns:
@@ -105,16 +118,19 @@ def train_briefly(
 
     from bioface_tf.data import CelebAFaces
     from bioface_tf.data.pipeline import make_dataset
-    from bioface_tf.losses import BioFaceLoss
-    from bioface_tf.model import build_bioface
+    from training.train import build_and_compile, training_pairs
 
-    keras.utils.set_random_seed(seed)
-    faces = CelebAFaces([faces_path], image_size=None)
-    batch_size = min(batch_size, len(faces))
-    dataset = make_dataset(faces, batch_size=batch_size, seed=seed, drop_remainder=True)
-    pairs = dataset.map(lambda b: (b["image"], {k: b[k] for k in TARGETS})).repeat()
-    model = build_bioface(faces.image_size, "mobile")
-    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=BioFaceLoss(**LOSS_WEIGHTS))
+    settings = preset.train
+    steps = settings.steps_per_epoch
+    keras.utils.set_random_seed(settings.seed)
+    faces = CelebAFaces([faces_path], image_size=preset.model.image_size)
+    if len(faces) < settings.batch_size:
+        raise BioFaceError(f"{faces_path}: {len(faces)} faces cannot fill one batch of {settings.batch_size}")
+    dataset = make_dataset(
+        faces, batch_size=settings.batch_size, preprocessing=settings.preprocessing, flip=settings.flip,
+        seed=settings.seed, drop_remainder=True,
+    )
+    model = build_and_compile(preset)
     log = TrainingLog(0, 0.0, [], [], False)
 
     class Budget(keras.callbacks.Callback):
@@ -141,7 +157,8 @@ def train_briefly(
             self.bar.close()
             log.seconds = 0.0 if self.start is None else time.perf_counter() - self.start
 
-    model.fit(pairs, epochs=1, steps_per_epoch=steps, callbacks=[Budget()], verbose=0, shuffle=False)
+    model.fit(training_pairs(dataset).repeat(), epochs=1, steps_per_epoch=steps, callbacks=[Budget()], verbose=0,
+              shuffle=False)
     return model, log
 
 
@@ -247,7 +264,8 @@ def run_demo(
     written["training faces"] = figures.write_png(out / "training_faces.png", contact_sheet(sample, columns=8))
     stage(f"rendered {faces} + {HELD_OUT} faces")
 
-    model, log = train_briefly(train_path, steps, minutes * 60.0, seed=seed, progress=progress)
+    preset = demo_preset(steps, seed)
+    model, log = train_briefly(train_path, preset, minutes * 60.0, progress=progress)
     written["model"] = out / "model.keras"
     model.save(written["model"])
     written["loss curve"] = figures.write_png(out / "loss.png", figures.line_plot(log.step_numbers, log.losses,
@@ -290,7 +308,7 @@ def run_demo(
         "What ran",
         f"Rendered {faces} training faces and {HELD_OUT} held-out faces with known melanin, haemoglobin, "
         f"shading, specular, illuminant and camera; trained the mobile BioFaceNet for {log.steps} steps "
-        f"(batch {BATCH_SIZE}, {log.seconds / 60:.1f} min of training"
+        f"(batch {preset.train.batch_size}, {log.seconds / 60:.1f} min of training"
         + (", stopped by the time budget" if log.stopped_by_time else "")
         + f"); analysed and edited the held-out faces. Whole run: {elapsed / 60:.1f} min on "
         f"{_machine()}.",
@@ -299,8 +317,10 @@ def run_demo(
     )
     report.section("Training data (rendered)", "The first 16 training faces.",
                    figures=[(written["training faces"], "rendered faces")])
-    report.section("Training", f"Loss (weighted sum of the terms) every {LOG_EVERY} steps.",
-                   figures=[(written["loss curve"], "training loss")], links=[(written["model"], "model.keras")])
+    report.section("Training", f"Loss (weighted sum of the terms) every {LOG_EVERY} steps. The same training "
+                   "with bioface train (without the demo's time budget):",
+                   figures=[(written["loss curve"], "training loss")], links=[(written["model"], "model.keras")],
+                   code=equivalent_train_command(preset, str(train_path)))
     report.section(
         "Analysis of held-out faces",
         "Rows: faces; columns: input, reconstruction, melanin, haemoglobin (viridis; colour bars give the "

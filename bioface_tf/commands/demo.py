@@ -33,11 +33,14 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from bioface_tf.demo import run_demo
     from bioface_tf.errors import BioFaceError
+    from training import environment
 
     if args.faces < 1 or args.steps < 1 or args.minutes <= 0:
         raise BioFaceError("--faces and --steps must be at least 1 and --minutes above 0")
+    environment.configure(onednn=True)
+    from bioface_tf.demo import run_demo
+
     result = run_demo(args.out, args.faces, args.steps, args.minutes, args.seed, export=args.export)
     width = max(len(name) for name in result.files)
     print(f"\nbioface demo finished in {result.seconds / 60:.1f} min "

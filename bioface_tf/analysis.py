@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 
 import numpy as np
@@ -176,8 +177,6 @@ def nearest_camera(b) -> tuple[str, float]:
 
 def volume_fractions(params: dict[str, np.ndarray], mask: np.ndarray, i: int) -> dict[str, float]:
     """Mean melanin and haemoglobin volume fractions inside face ``i``'s mask."""
-    from bioface_tf.physics.skin import map_to_volume_fraction
-
     inside = np.asarray(mask[i, ..., 0]) > 0.5
     out = {}
     for key, name, maximum in (
@@ -186,7 +185,7 @@ def volume_fractions(params: dict[str, np.ndarray], mask: np.ndarray, i: int) ->
     ):
         values = params[key][i, ..., 0][inside]
         out[f"mean_{name}_volume_fraction"] = (
-            float(np.mean(map_to_volume_fraction(values.astype(np.float64), maximum))) if values.size else None
+            float(np.mean(spectra.map_to_volume_fraction(values.astype(np.float64), maximum))) if values.size else None
         )
     return out
 
@@ -264,6 +263,7 @@ def analyse_files(
     figure_rows: int = FIGURE_ROWS,
     progress: bool | None = None,
     on_failure=None,
+    analyser=None,
 ) -> AnalysisRun:
     """Analyse every face in photos, folders and HDF5 files; write the results.
 
@@ -273,13 +273,17 @@ def analyse_files(
     collected and the rest go on.
 
     Args:
-        model: a trained BioFaceNet.
+        model: a trained BioFaceNet, or anything with an ``image_size``
+            when ``analyser`` is given.
         inputs: photos, folders, HDF5 files or glob patterns.
         out_dir: the output folder (created).
         limit: at most this many faces from each HDF5 file.
         figure_rows: faces in the figure.
         progress: show a progress bar (None: when on a terminal).
         on_failure: called with each failure as it happens (e.g. to print it).
+        analyser: ``(images, masks) → FaceAnalysis`` instead of
+            :func:`analyse` with ``model`` (the on-device runtime,
+            :class:`mobile_export.runtime.LiteBioFace`, passes its own).
     """
     from tqdm import tqdm
 
@@ -290,8 +294,11 @@ def analyse_files(
     run = AnalysisRun([], [], None)
     shown: list[tuple[str, FaceAnalysis]] = []
 
+    if analyser is None:
+        analyser = functools.partial(analyse, model)
+
     def flush(batch):
-        faces = analyse(model, np.stack([f.image for f in batch]), np.stack([f.mask for f in batch]))
+        faces = analyser(np.stack([f.image for f in batch]), np.stack([f.mask for f in batch]))
         for i, face in enumerate(batch):
             save_face(out_dir / face.name, faces, i, {"source": str(face.source)})
             run.names.append(face.name)

@@ -39,6 +39,7 @@ edited at the model's size, and the change pasted back at full resolution):
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -195,7 +196,14 @@ def edit_faces(faces, edit: Edit, decoder=None, residual: bool = True, feather: 
 
 
 def edit_photo(
-    model, photo: np.ndarray, edit: Edit, square=None, residual: bool = True, feather: float = FEATHER
+    model,
+    photo: np.ndarray,
+    edit: Edit,
+    square=None,
+    residual: bool = True,
+    feather: float = FEATHER,
+    analyser=None,
+    decoder=None,
 ) -> np.ndarray:
     """Edit the face in a photo of any size and keep its full resolution.
 
@@ -205,11 +213,16 @@ def edit_photo(
     to the photo (:func:`bioface_tf.data.photos.paste_change`).
 
     Args:
-        model: a trained BioFaceNet.
+        model: a trained BioFaceNet, or anything with an ``image_size``
+            when ``analyser`` and ``decoder`` are given.
         photo: `(H, W, 3)` sRGB in [0, 1].
         edit: the edit.
         square: ``(left, top, side)`` of the face crop, or None to detect it.
         residual, feather: as for :func:`edit_faces`.
+        analyser: ``(crops, masks) → FaceAnalysis`` instead of
+            :func:`bioface_tf.analysis.analyse` with ``model``, and
+        decoder: the renderer that goes with it (the on-device runtime,
+            :class:`mobile_export.runtime.LiteBioFace`, passes both).
 
     Returns:
         `(H, W, 3)` float32 in [0, 1]; outside the face mask equal to ``photo``.
@@ -229,6 +242,8 @@ def edit_photo(
         square = photos.crop_box(box)
     size = model.image_size
     crop = photos.crop_square(photo, square, size)
-    faces = analyse(model, crop[None], photos.elliptical_mask(size)[None])
-    edited = edit_faces(faces, edit, decoder_of(model), residual, feather)
+    if analyser is None:
+        analyser, decoder = functools.partial(analyse, model), decoder_of(model)
+    faces = analyser(crop[None], photos.elliptical_mask(size)[None])
+    edited = edit_faces(faces, edit, decoder, residual, feather)
     return photos.paste_change(photo, square, crop, edited[0])

@@ -10,7 +10,7 @@
 Melanin and haemoglobin maps use the viridis colour map over the decoder's
 [−1, 1] range, and their colour bars give the physical units next to it:
 the chromophore's volume fraction (melanin in the epidermis, haemoglobin in
-the dermis, :func:`bioface_tf.physics.skin.map_to_volume_fraction`).
+the dermis, :func:`bioface_tf.spectra.map_to_volume_fraction`).
 Shading maps are grey, scaled per face so that the 99th percentile inside
 the mask is white. Outside the face mask every model output is shown as a
 flat grey.
@@ -110,8 +110,6 @@ def colour_bar(key: str, width: int = TILE) -> np.ndarray:
     Ticks at −1, 0 and 1: the scaled map value above the bar, the
     chromophore's volume fraction (in %) below it.
     """
-    from bioface_tf.physics.skin import map_to_volume_fraction
-
     maximum = CHROMOPHORES[key][1]
     ramp = np.linspace(-1.0, 1.0, width, dtype=np.float32)[None].repeat(BAR_HEIGHT, axis=0)
     bar = viridis(ramp)
@@ -120,7 +118,7 @@ def colour_bar(key: str, width: int = TILE) -> np.ndarray:
     below = np.full((16, width, 3), BACKGROUND, np.uint8)
     for value in BAR_TICKS:
         x = int(round((value + 1.0) / 2.0 * (width - 1)))
-        percent = 100.0 * float(map_to_volume_fraction(value, maximum))
+        percent = 100.0 * float(spectra.map_to_volume_fraction(value, maximum))
         for strip, text in ((above, f"{value:+g}" if value else "0"), (below, f"{percent:.1f}%")):
             (w, h), _ = cv2.getTextSize(text, FONT, 0.35, 1)
             left = int(np.clip(x - w // 2, 0, width - w))

@@ -319,6 +319,21 @@ def skin_grid() -> tuple[np.ndarray, np.ndarray]:
     return MELANIN_MAX * u**3, HAEMOGLOBIN_MAX * u**3
 
 
+def map_to_volume_fraction(value, maximum: float):
+    """Scaled map value in [-1, 1] → chromophore volume fraction.
+
+    The lookup grid places ``u = linspace(0.01, 1, 256)`` at ``0.43·u³``
+    (melanin) or ``0.07·u³`` (haemoglobin); a map value ``v`` sits at grid
+    position ``(v + 1)/2·255``. Works on NumPy arrays and tensors.
+
+    Args:
+        value: fmel or fblood, any shape, in [-1, 1].
+        maximum: 0.43 for melanin, 0.07 for haemoglobin.
+    """
+    u = 0.01 + (value + 1.0) / 2.0 * 0.99
+    return maximum * u**3
+
+
 def skin_reflectance(melanin: np.ndarray, haemoglobin: np.ndarray) -> np.ndarray:
     """Two-layer (epidermis + dermis) Kubelka–Munk skin reflectance.
 

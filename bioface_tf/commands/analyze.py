@@ -1,27 +1,29 @@
-"""``bioface analyze``: biophysical maps, illuminant and camera of each face."""
+"""``bioface analyze``: biophysical maps, illuminant and camera of each face.
+
+:func:`add_analyze_arguments` and :func:`analyze_inputs` are shared with the
+on-device ``bioface-lite analyze`` (:mod:`mobile_export.cli`), which passes
+its own analyser.
+"""
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import sys
 
+DESCRIPTION = (
+    "Run a trained model on face photos (any size; the largest face is found), folders of "
+    "photos, or CelebA-layout HDF5 files. Writes DIR/<face>/ with the reconstruction, melanin "
+    "and haemoglobin maps (viridis, map value and volume fraction), diffuse and specular "
+    "shading, diffuse albedo, params.json (illuminant and camera) and maps.npz, plus "
+    "DIR/figure.png with a row per face. Inputs that fail are reported and skipped; the exit "
+    "status is then 1."
+)
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "analyze",
-        help="split faces into melanin, haemoglobin, shading and specular maps, camera and illuminant",
-        description=(
-            "Run a trained model on face photos (any size; the largest face is found), folders of "
-            "photos, or CelebA-layout HDF5 files. Writes DIR/<face>/ with the reconstruction, melanin "
-            "and haemoglobin maps (viridis, map value and volume fraction), diffuse and specular "
-            "shading, diffuse albedo, params.json (illuminant and camera) and maps.npz, plus "
-            "DIR/figure.png with a row per face. Inputs that fail are reported and skipped; the exit "
-            "status is then 1."
-        ),
-    )
+def add_analyze_arguments(parser) -> None:
+    """The input, output and figure flags of ``bioface analyze`` (all but the model)."""
     parser.add_argument("inputs", nargs="+", metavar="IMAGE", help="photos, folders or HDF5 files")
-    parser.add_argument("--model", required=True, metavar="M.keras", help="a trained BioFaceNet")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument(
         "--limit", type=int, default=None, metavar="N", help="at most N faces from each HDF5 file (default: all)"
@@ -29,16 +31,40 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--figure-rows", type=int, default=8, metavar="N", help="faces shown in figure.png (default: 8)",
     )
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "analyze",
+        help="split faces into melanin, haemoglobin, shading and specular maps, camera and illuminant",
+        description=DESCRIPTION,
+    )
+    parser.add_argument("--model", required=True, metavar="M.keras", help="a trained BioFaceNet")
+    add_analyze_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
-    from bioface_tf.analysis import analyse_files, load_model
-    from bioface_tf.errors import BioFaceError
+    from bioface_tf.analysis import analyse, load_model
 
     model = load_model(args.model)
+    return analyze_inputs(args, model, functools.partial(analyse, model))
+
+
+def analyze_inputs(args, model, analyser, prog: str = "bioface analyze") -> int:
+    """Analyse ``args.inputs`` into ``args.out`` (:func:`bioface_tf.analysis.analyse_files`).
+
+    Args:
+        args: parsed arguments (:func:`add_analyze_arguments`).
+        model: the model, or anything with its ``image_size``.
+        analyser: ``(faces, masks) → FaceAnalysis``.
+        prog: the command's name in messages.
+    """
+    from tqdm import tqdm
+
+    from bioface_tf.analysis import analyse_files
+    from bioface_tf.errors import BioFaceError
+
     out = pathlib.Path(args.out)
     result = analyse_files(
         model,
@@ -46,7 +72,8 @@ def run(args) -> int:
         out,
         limit=args.limit,
         figure_rows=args.figure_rows,
-        on_failure=lambda failure: tqdm.write(f"bioface analyze: skipped {failure.message}", file=sys.stderr),
+        on_failure=lambda failure: tqdm.write(f"{prog}: skipped {failure.message}", file=sys.stderr),
+        analyser=analyser,
     )
     if not result.names:
         raise BioFaceError(f"no face analysed ({len(result.failures)} inputs failed; see the messages above)")

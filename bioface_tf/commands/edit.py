@@ -1,25 +1,28 @@
-"""``bioface edit``: change melanin, haemoglobin, highlights or light in a face photo."""
+"""``bioface edit``: change melanin, haemoglobin, highlights or light in a face photo.
+
+:func:`add_edit_arguments` and :func:`edit_image` are shared with the
+on-device ``bioface-lite edit`` (:mod:`mobile_export.cli`), which passes its
+own analyser and renderer.
+"""
 
 from __future__ import annotations
 
+import functools
 import pathlib
 
+DESCRIPTION = (
+    "Edit the face in a photo (any size; the largest face is found and the result is pasted "
+    "back at full resolution) or one face of a CelebA-layout HDF5 file. Offsets act on the "
+    "scaled maps in [-1, 1] (clipped there); everything else is held fixed. Outside the "
+    "face mask the photo is unchanged."
+)
 
-def register(subparsers) -> None:
+
+def add_edit_arguments(parser) -> None:
+    """The image, output and edit flags of ``bioface edit`` (all but the model)."""
     from bioface_tf.palette import ILLUMINANT_CHOICES
 
-    parser = subparsers.add_parser(
-        "edit",
-        help="edit skin biophysically (melanin, haemoglobin, specular, illuminant) and re-render",
-        description=(
-            "Edit the face in a photo (any size; the largest face is found and the result is pasted "
-            "back at full resolution) or one face of a CelebA-layout HDF5 file. Offsets act on the "
-            "scaled maps in [-1, 1] (clipped there); everything else is held fixed. Outside the "
-            "face mask the photo is unchanged."
-        ),
-    )
     parser.add_argument("image", metavar="IMAGE", help="a photo, or an HDF5 file with --face")
-    parser.add_argument("--model", required=True, metavar="M.keras", help="a trained BioFaceNet")
     parser.add_argument("--out", required=True, metavar="OUT.png", help="the edited image")
     parser.add_argument("--melanin", type=float, default=0.0, metavar="D", help="add D to the melanin map")
     parser.add_argument("--haemoglobin", type=float, default=0.0, metavar="D", help="add D to the haemoglobin map")
@@ -32,11 +35,35 @@ def register(subparsers) -> None:
         help="show the pure re-render inside the mask (default: keep the detail the model cannot explain)",
     )
     parser.add_argument("--face", type=int, default=0, metavar="K", help="face index in an HDF5 file (default: 0)")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "edit",
+        help="edit skin biophysically (melanin, haemoglobin, specular, illuminant) and re-render",
+        description=DESCRIPTION,
+    )
+    parser.add_argument("--model", required=True, metavar="M.keras", help="a trained BioFaceNet")
+    add_edit_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from bioface_tf.analysis import analyse, decoder_of, load_model
+
+    model = load_model(args.model)
+    return edit_image(args, model, functools.partial(analyse, model), decoder_of(model))
+
+
+def edit_image(args, model, analyser, decoder) -> int:
+    """Edit ``args.image`` as the flags of :func:`add_edit_arguments` say and write ``args.out``.
+
+    Args:
+        args: parsed arguments.
+        model: the model, or anything with its ``image_size``.
+        analyser: ``(faces, masks) → FaceAnalysis``.
+        decoder: renders decoder inputs (``params → {"srgb": …}``).
+    """
     from bioface_tf.data.faces import Failure, is_hdf5, iter_faces
     from bioface_tf.data.photos import find_face
     from bioface_tf.editing import Edit, edit_faces, edit_photo
@@ -48,22 +75,24 @@ def run(args) -> int:
     except ValueError as err:
         raise BioFaceError(str(err)) from None
     path = pathlib.Path(args.image)
-    model = load_model(args.model)
+    image_size = model.image_size
     if is_hdf5(path):
         if args.face < 0:
             raise BioFaceError(f"--face must be >= 0, got {args.face}")
-        items = list(iter_faces([path], model.image_size, limit=args.face + 1))
+        items = list(iter_faces([path], image_size, limit=args.face + 1))
         failed = [item for item in items if isinstance(item, Failure)]
         if failed:
             raise BioFaceError(failed[0].message)
         if len(items) <= args.face:
             raise BioFaceError(f"{path}: holds {len(items)} faces, no face {args.face}")
         face = items[args.face]
-        faces = analyse(model, face.image[None], face.mask[None])
-        result = edit_faces(faces, edit, decoder_of(model), residual=args.residual)[0]
+        faces = analyser(face.image[None], face.mask[None])
+        result = edit_faces(faces, edit, decoder, residual=args.residual)[0]
     else:
-        found = find_face(path, model.image_size)
-        result = edit_photo(model, found.photo, edit, square=found.square, residual=args.residual)
+        found = find_face(path, image_size)
+        result = edit_photo(
+            model, found.photo, edit, square=found.square, residual=args.residual, analyser=analyser, decoder=decoder
+        )
     out = write_png(args.out, result)
     print(f"wrote {out} ({result.shape[1]}x{result.shape[0]}): {edit}")
     return 0

@@ -15,8 +15,9 @@ from bioface_tf.physics.decoder import DECODER_INPUTS, PhysicsDecoder
 from bioface_tf.physics.illumination import IlluminantSpectrum
 from bioface_tf.physics.image_formation import ImageFormation
 from bioface_tf.physics.scaling import ParameterScaling
-from bioface_tf.physics.skin import SkinReflectance, map_to_volume_fraction
+from bioface_tf.physics.skin import SkinReflectance
 from bioface_tf.physics.white_balance import WhiteBalance
+from bioface_tf.spectra import map_to_volume_fraction
 
 __all__ = [
     "CameraSensitivity",

@@ -11,21 +11,6 @@ from bioface_tf.physics._base import PhysicsLayer
 GRID = spectra.N_SKIN_GRID
 
 
-def map_to_volume_fraction(value, maximum: float):
-    """Scaled map value in [-1, 1] → chromophore volume fraction.
-
-    The lookup grid places ``u = linspace(0.01, 1, 256)`` at ``0.43·u³``
-    (melanin) or ``0.07·u³`` (haemoglobin); a map value ``v`` sits at grid
-    position ``(v + 1)/2·255``. Works on NumPy arrays and tensors.
-
-    Args:
-        value: fmel or fblood, any shape, in [-1, 1].
-        maximum: 0.43 for melanin, 0.07 for haemoglobin.
-    """
-    u = 0.01 + (value + 1.0) / 2.0 * 0.99
-    return maximum * u**3
-
-
 @keras.saving.register_keras_serializable(package="bioface")
 class SkinReflectance(PhysicsLayer):
     """Per-pixel diffuse skin reflectance spectrum from melanin and blood.

@@ -62,5 +62,5 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     cmdclass={"build_py": BuildPyWithSpectra},
-    entry_points={"console_scripts": ["bioface=bioface_tf.cli:main"]},
+    entry_points={"console_scripts": ["bioface=bioface_tf.cli:main", "bioface-lite=mobile_export.cli:main"]},
 )

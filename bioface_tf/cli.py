@@ -26,6 +26,7 @@ COMMANDS = (
     "edit",
     "train",
     "evaluate",
+    "export",
 )
 
 

@@ -51,13 +51,17 @@ class ApplyEdit(keras.layers.Layer):
         return {name: tuple(input_shape[name]) for name in ("fmel", "fblood", "specmask")}
 
 
-def build_renderer(skin_spectral_rank: int | None = None, raw2xyz: str = "exact") -> keras.Model:
+def build_renderer(
+    skin_spectral_rank: int | None = None, raw2xyz: str = "exact", d_series: str = "table"
+) -> keras.Model:
     """The renderer as a functional model.
 
     Args:
         skin_spectral_rank: None for the exact skin table, or K for a rank-K
             spectral basis (a smaller model).
         raw2xyz: ``"exact"`` or ``"table"``, see :class:`PhysicsDecoder`.
+        d_series: ``"table"`` or ``"continuous"``, see :class:`PhysicsDecoder`
+            (match the model whose maps it renders).
 
     Returns:
         A model taking ``fmel``, ``fblood``, ``shading``, ``specmask``
@@ -76,7 +80,9 @@ def build_renderer(skin_spectral_rank: int | None = None, raw2xyz: str = "exact"
         {name: inputs[name] for name in ("fmel", "fblood", "specmask", *EDIT_INPUTS)}
     )
     params = {**{k: inputs[k] for k in ("shading", "b", "light_weights", "cct")}, **edited}
-    decoder = PhysicsDecoder(raw2xyz=raw2xyz, skin_spectral_rank=skin_spectral_rank, name="physics")
+    decoder = PhysicsDecoder(
+        raw2xyz=raw2xyz, d_series=d_series, skin_spectral_rank=skin_spectral_rank, name="physics"
+    )
     rendered = decoder(params)
     outputs = {name: keras.layers.Identity(name=name)(rendered[name]) for name in RENDERER_OUTPUTS}
     return keras.Model(inputs, outputs, name="bioface_renderer")

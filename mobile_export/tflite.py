@@ -12,6 +12,7 @@ Quantization variants (the ``--quantize`` choices of ``bioface export``):
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Callable, Iterable
 
@@ -49,11 +50,11 @@ def convert(
         tensor.name: tf.TensorSpec((batch_size, *tensor.shape[1:]), tf.float32, name=tensor.name)
         for tensor in model.inputs
     }
-    function = tf.function(model.__call__, input_signature=[spec])
-    module = tf.Module()
-    module.model = model
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(signature, functools.partial(_call, model), input_signature=[spec])
     with tempfile.TemporaryDirectory() as folder:
-        tf.saved_model.save(module, folder, signatures={signature: function.get_concrete_function()})
+        archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=[signature])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if quantize != "float32":
@@ -67,3 +68,10 @@ def convert(
                 tf.lite.OpsSet.TFLITE_BUILTINS,
             ]
         return converter.convert()
+
+
+def _call(model: keras.Model, inputs: dict):
+    """The model in inference mode on named inputs (a lone input as a tensor)."""
+    if len(model.inputs) == 1:
+        (inputs,) = inputs.values()
+    return model(inputs, training=False)

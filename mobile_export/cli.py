@@ -1,0 +1,78 @@
+"""The ``bioface-lite`` console command: analyse and edit faces on a LiteRT bundle.
+
+The on-device twin of ``bioface analyze`` and ``bioface edit``: the same
+arguments and outputs, with ``--models DIR`` (a bundle from
+``bioface export``) in place of ``--model M.keras``, and nothing but
+``ai-edge-litert``, NumPy and OpenCV underneath (no TensorFlow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bioface_tf import __version__
+from bioface_tf.commands import analyze, edit
+from bioface_tf.errors import BioFaceError
+
+
+def _add_bundle_arguments(parser) -> None:
+    parser.add_argument("--models", required=True, metavar="DIR", help="a bundle written by 'bioface export'")
+    parser.add_argument("--threads", type=int, default=1, metavar="N", help="interpreter threads (default: 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bioface-lite",
+        description="BioFaceNet on the LiteRT interpreter: analyse and edit faces without TensorFlow.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    analyse_parser = subparsers.add_parser(
+        "analyze", help="maps, illuminant and camera of each face (as 'bioface analyze')", description=analyze.DESCRIPTION
+    )
+    _add_bundle_arguments(analyse_parser)
+    analyze.add_analyze_arguments(analyse_parser)
+    analyse_parser.set_defaults(func=run_analyze)
+    edit_parser = subparsers.add_parser(
+        "edit", help="edit skin biophysically and re-render (as 'bioface edit')", description=edit.DESCRIPTION
+    )
+    _add_bundle_arguments(edit_parser)
+    edit.add_edit_arguments(edit_parser)
+    edit_parser.set_defaults(func=run_edit)
+    return parser
+
+
+def _bundle(args):
+    from mobile_export.runtime import LiteBioFace
+
+    if args.threads < 1:
+        raise BioFaceError(f"--threads must be >= 1, got {args.threads}")
+    return LiteBioFace(args.models, num_threads=args.threads)
+
+
+def run_analyze(args) -> int:
+    lite = _bundle(args)
+    return analyze.analyze_inputs(args, lite, lite.analyse, prog="bioface-lite analyze")
+
+
+def run_edit(args) -> int:
+    lite = _bundle(args)
+    return edit.edit_image(args, lite, lite.analyse, lite)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except BioFaceError as err:
+        print(f"bioface-lite {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -162,19 +162,34 @@ def train_briefly(faces_path, preset, seconds: float, progress: bool = True):
     return model, log
 
 
-def _export_tflite(out: pathlib.Path) -> tuple[pathlib.Path | None, str]:
-    """Export the on-device renderer, or say why not."""
+def _export_tflite(model, out: pathlib.Path) -> tuple[list[pathlib.Path], str]:
+    """Export the TFLite editor (encoder + renderer) or, without the exporter, the renderer.
+
+    Returns:
+        ``(paths written, a sentence for the report)``; no paths when the
+        export failed (the sentence says why).
+    """
     try:
+        from mobile_export.export import export_bundle
+    except ImportError:
+        export_bundle = None
+    try:
+        if export_bundle is not None:
+            bundle = export_bundle(model, out / "tflite_editor")
+            paths = [bundle.encoder, bundle.renderer, bundle.metadata]
+            size = sum(p.stat().st_size for p in paths) / 1e6
+            return paths, (
+                f"Exported the TFLite editor ({size:.1f} MB): encoder.tflite (photo -> maps, light, camera), "
+                "renderer.tflite (maps + edit offsets -> image) and metadata.json; run it with bioface-lite."
+            )
         from mobile_export.renderer import build_renderer
         from mobile_export.tflite import convert
-    except ImportError as err:
-        return None, f"not exported: the TFLite exporter is not available ({err})"
-    try:
+
         path = out / "renderer.tflite"
         path.write_bytes(convert(build_renderer(), "render"))
     except Exception as err:  # the converter raises many kinds; the demo goes on without it
-        return None, f"not exported: conversion failed ({type(err).__name__}: {err})"
-    return path, (
+        return [], f"Not exported: conversion failed ({type(err).__name__}: {err})."
+    return [path], (
         f"Exported the on-device renderer (maps + edit offsets -> image; {path.stat().st_size / 1e6:.1f} MB). "
         "The encoder half of the TFLite editor comes with the export issue ('bioface export')."
     )
@@ -297,9 +312,9 @@ def run_demo(
 
     palette = np.concatenate([render_palette(n=8, illuminant=name, patch=16) for name in ("D65", "A", "F11")], axis=1)
     written["skin palettes"] = figures.write_png(out / "skin_palettes.png", palette)
-    tflite, tflite_note = _export_tflite(out) if export else (None, "not exported (--no-export)")
-    if tflite:
-        written["TFLite renderer"] = tflite
+    tflite, tflite_note = _export_tflite(model, out) if export else ([], "Not exported (--no-export).")
+    for path in tflite:
+        written[f"TFLite {path.name}"] = path
     stage("palettes and export")
 
     elapsed = time.perf_counter() - started
@@ -347,7 +362,7 @@ def run_demo(
         "haemoglobin top to bottom.",
         figures=[(written["skin palettes"], "skin palettes")],
     )
-    report.section("On-device renderer (TFLite)", tflite_note, links=[(tflite, tflite.name)] if tflite else ())
+    report.section("On-device editor (TFLite)", tflite_note, links=[(p, p.name) for p in tflite])
     report.section("A full run on CelebA", FULL_RUN_NOTE, code=FULL_RUN)
     written["report"] = report.write(out / "report.html")
     stage("report written")

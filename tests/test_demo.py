@@ -10,7 +10,7 @@ from bioface_tf.cli import main
 
 def test_fast_demo_writes_every_output_and_a_report_whose_links_resolve(tmp_path, capsys):
     out = tmp_path / "demo_out"
-    status = main(["demo", "--out", str(out), "--faces", "24", "--steps", "3", "--no-export"])
+    status = main(["demo", "--out", str(out), "--faces", "24", "--steps", "3"])
     printed = capsys.readouterr().out
     assert status == 0
     for name in ("model.keras", "report.html", "edit_melanin.png", "edit_haemoglobin.png",
@@ -29,3 +29,6 @@ def test_fast_demo_writes_every_output_and_a_report_whose_links_resolve(tmp_path
     for target in targets:
         assert (out / target).exists(), target
     assert "CelebA" in html and "finished in" in printed and str(out / "report.html") in printed
+    exported = list(out.rglob("*.tflite"))
+    assert exported and all(p.stat().st_size > 0 for p in exported), "the TFLite export ran"
+    assert all(p.relative_to(out).as_posix() in targets for p in exported)

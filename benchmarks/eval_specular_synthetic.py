@@ -35,10 +35,23 @@ def _rgb(xy):
     return rgb / rgb.mean()
 
 
-def _scores(estimates, scenes):
-    mae = [np.abs(e[s.mask] - s.specular[s.mask]).mean() for e, s in zip(estimates, scenes)]
-    r = [np.corrcoef(e[s.mask], s.specular[s.mask])[0, 1] for e, s in zip(estimates, scenes)]
+def scores(estimates, truths, masks):
+    """Mean over faces of the MAE and Pearson r inside each mask, `(N, H, W)` arrays.
+
+    Faces whose truth or estimate is constant inside the mask have no r and
+    are left out of its mean.
+    """
+    mae, r = [], []
+    for estimate, truth, mask in zip(estimates, truths, masks):
+        e, t = estimate[mask], truth[mask]
+        mae.append(np.abs(e - t).mean())
+        if e.std() > 0 and t.std() > 0:
+            r.append(np.corrcoef(e, t)[0, 1])
     return float(np.mean(mae)), float(np.mean(r))
+
+
+def _scores(estimates, scenes):
+    return scores(estimates, [s.specular for s in scenes], [s.mask for s in scenes])
 
 
 def _angle(a, b):
@@ -51,16 +64,24 @@ def _solve(scenes, illuminant):
     return specular.separate_batch(images, masks, illuminant)
 
 
-def _figure(scenes, result, path, rows=6, zoom=3):
+def specular_figure(images, truths, darks, refineds, path, zoom=3):
+    """Rows of input, true specular, dark channel, refined; maps scaled by the true peak, sRGB-encoded."""
     tiles = []
-    for i in range(rows):
-        peak = max(float(scenes[i].specular.max()), 1e-6)
-        maps = [scenes[i].specular, result.specular_dark[i], result.specular[i]]
-        grey = [np.repeat(specular.encode(np.clip(m / peak, 0, 1))[..., None], 3, -1) for m in maps]
-        tiles.append(np.concatenate([scenes[i].image_srgb, *grey], axis=1))
+    for image, truth, dark, refined in zip(images, truths, darks, refineds):
+        peak = max(float(truth.max()), 1e-6)
+        grey = [np.repeat(specular.encode(np.clip(m / peak, 0, 1))[..., None], 3, -1) for m in (truth, dark, refined)]
+        tiles.append(np.concatenate([image, *grey], axis=1))
     grid = np.concatenate(tiles, axis=0)
     grid = cv2.resize(grid, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
     cv2.imwrite(str(path), cv2.cvtColor(np.round(grid * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+
+
+def _figure(scenes, result, path, rows=6):
+    chosen = scenes[:rows]
+    specular_figure(
+        [s.image_srgb for s in chosen], [s.specular for s in chosen],
+        result.specular_dark[:rows], result.specular[:rows], path,
+    )
 
 
 def main() -> None:

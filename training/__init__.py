@@ -3,8 +3,8 @@
 * :mod:`~training.presets` — typed, versioned configurations
   (``paper``, ``report``, ``improved``) and command-line overrides;
 * :mod:`~training.environment` — TensorFlow settings that must precede its import;
-* :mod:`~training.figures` — the per-epoch figure (NumPy/OpenCV);
-* :mod:`~training.callbacks` — Keras callbacks, the figure callback included;
+* :mod:`~training.callbacks` — Keras callbacks, the per-epoch figure
+  (:func:`bioface_tf.figures.figure_grid`) included;
 * :mod:`~training.train` — ``train()``, behind ``bioface train``;
 * :mod:`~training.evaluate` — ``evaluate()``, behind ``bioface evaluate``.
 

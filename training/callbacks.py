@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from training.figures import training_figure, write_png
+from bioface_tf.figures import figure_grid, write_png
 
 
 class EpochFigure(keras.callbacks.Callback):
@@ -33,8 +33,9 @@ class EpochFigure(keras.callbacks.Callback):
         out = {k: np.asarray(v) for k, v in self.model(self.image, training=False).items()}
         loss = (logs or {}).get("loss")
         title = f"epoch {epoch + 1}" + (f"   loss {loss:.4g}" if loss is not None else "")
-        figure = training_figure(
-            self.photo, out["srgb"], out["fmel"], out["fblood"], out["shading"], out["specmask"], self.mask, title
+        figure = figure_grid(
+            self.photo, out["srgb"], out["fmel"], out["fblood"], out["shading"], out["specmask"], self.mask,
+            title=title,
         )
         write_png(self.directory / f"epoch_{epoch + 1:03d}.png", figure)
 

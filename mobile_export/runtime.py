@@ -154,16 +154,21 @@ class LiteBioFace:
         return FaceAnalysis(image, np.asarray(mask, np.float32), params, reconstruction, albedo)
 
 
-def operators(path: str | pathlib.Path) -> list[str]:
-    """The TFLite operators a model file uses, sorted (e.g. ``["ADD", "CONV_2D", …]``).
+def operators(path: str | pathlib.Path) -> dict[str, int]:
+    """The operators a TFLite model file uses, with their versions.
 
-    Read from the interpreter without its default delegate, so that the
-    names are the model's own operators (builtins, or ``CUSTOM``/``Flex…``
-    for anything else).
+    Read from the flatbuffer's operator codes: builtin operators by name
+    (``{"ADD": 1, "CONV_2D": 5, …}``), custom ones (``Flex…`` for TensorFlow
+    ops) by their custom code.
     """
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from ai_edge_litert import schema_py_generated as schema
 
-    interpreter = Interpreter(
-        model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    )
-    return sorted({op["op_name"] for op in interpreter._get_ops_details()})
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if name.isupper()}
+    model = schema.Model.GetRootAs(pathlib.Path(path).read_bytes(), 0)
+    found = {}
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        name = code.CustomCode().decode() if builtin == schema.BuiltinOperator.CUSTOM else names[builtin]
+        found[name] = max(found.get(name, 0), code.Version())
+    return dict(sorted(found.items()))

@@ -5,7 +5,9 @@ Quantization variants (the ``--quantize`` choices of ``bioface export``):
 * ``float32``: no quantization.
 * ``float16``: weights and constants stored as float16, computed in float32.
 * ``dynamic``: weights and large constants stored as int8 (dynamic-range
-  quantization), activations float.
+  quantization), activations float. Dense layers get per-tensor rather than
+  per-channel weight scales: per-channel hybrid FULLY_CONNECTED (op version
+  12) does not load in tflite-runtime 2.14.
 * ``int8``: full-integer quantization calibrated on a representative
   dataset, with float fallback for ops without an int8 kernel.
 """
@@ -59,6 +61,8 @@ def convert(
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if quantize != "float32":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "dynamic":
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
         if quantize == "float16":
             converter.target_spec.supported_types = [tf.float16]
         if quantize == "int8":

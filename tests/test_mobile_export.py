@@ -60,10 +60,22 @@ def test_every_exported_model_uses_builtin_ops_only(bundle):
     quantize, files = bundle
     for path in (files.encoder, files.renderer):
         ops = operators(path)
-        print(f"{quantize} {path.name}: {' '.join(ops)}")
+        print(f"{quantize} {path.name}: {' '.join(f'{op}/v{version}' for op, version in ops.items())}")
         assert ops and set(ops) <= BUILTINS, set(ops) - BUILTINS
+        interpreter = litert.Interpreter(
+            model_path=str(path), experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
+        assert {op["op_name"] for op in interpreter._get_ops_details()} == set(ops), "every operator is listed"
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "LOGISTIC", "SOFTMAX"} <= set(operators(files.encoder))
     assert {"GATHER", "BATCH_MATMUL"} <= set(operators(files.renderer))
+
+
+def test_operator_versions_load_in_tflite_runtime_2_14(bundle):
+    from mobile_export.runtime import operators
+
+    _, files = bundle
+    for path in (files.encoder, files.renderer):
+        assert operators(path).get("FULLY_CONNECTED", 1) <= 11, "tflite-runtime 2.14 refuses FULLY_CONNECTED v12"
 
 
 def test_metadata_names_every_signature_tensor_with_its_shape(bundle):

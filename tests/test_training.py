@@ -145,3 +145,11 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(faces, tmp_path):
     loss = float(done.stdout.split("loss")[-1])
     assert np.isfinite(loss) and loss > 0
     assert (tmp_path / "run" / "model.keras").exists()
+
+
+def test_half_written_backup_is_reported_not_resumed(tmp_path):
+    backup = tmp_path / "run" / "backup"
+    backup.mkdir(parents=True)
+    (backup / "latest.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    with pytest.raises(BioFaceError, match="latest.weights.h5: the resume backup is unreadable"):
+        training_train._prepare_out_dir(tmp_path / "run", load_preset("report"))

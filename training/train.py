@@ -18,6 +18,7 @@ import json
 import pathlib
 import sys
 
+import h5py
 import keras
 import tensorflow as tf
 
@@ -109,6 +110,8 @@ def _prepare_out_dir(out_dir: pathlib.Path, preset: Preset) -> None:
     resuming = (out_dir / "backup").exists()
     if (out_dir / "model.keras").exists() and not resuming:
         raise BioFaceError(f"{out_dir} already holds a finished run (model.keras); choose another --out")
+    if resuming:
+        _check_backup(out_dir / "backup")
     if resuming and config.exists():
         previous = json.loads(config.read_text())
         if previous != preset.to_dict():
@@ -117,6 +120,19 @@ def _prepare_out_dir(out_dir: pathlib.Path, preset: Preset) -> None:
                 "resume it with the same preset and overrides, or choose another --out"
             )
     config.write_text(preset.to_json())
+
+
+def _check_backup(backup: pathlib.Path) -> None:
+    """Refuse to resume from a backup that a killed run left half-written."""
+    for weights in backup.glob("*.weights.h5"):
+        try:
+            with h5py.File(weights, "r"):
+                pass
+        except OSError as err:
+            raise BioFaceError(
+                f"{weights}: the resume backup is unreadable ({err}); the run was probably "
+                f"stopped while writing it. Delete {backup.parent} to start over, or choose another --out"
+            ) from err
 
 
 def train(

@@ -40,6 +40,8 @@ import pathlib
 import numpy as np
 
 from bioface_tf import spectra
+from bioface_tf.data import photos
+from bioface_tf.editing import FEATHER
 from bioface_tf.errors import BioFaceError
 from bioface_tf.palette import ILLUMINANT_CHOICES
 
@@ -101,8 +103,11 @@ def _edit_tensors() -> list[dict]:
     ]
 
 
-def metadata(model, quantize: str, skin_spectral_rank: int | None, calibration: str | None) -> dict:
+def metadata(
+    model, quantize: str, skin_spectral_rank: int | None, calibration: str | None, encoder_quantize: str | None = None
+) -> dict:
     """The ``metadata.json`` record of a bundle (see docs/EXPORT.md)."""
+    encoder_quantize = encoder_quantize or quantize
     from mobile_export.encoder import normalisation
 
     size = model.image_size
@@ -122,8 +127,8 @@ def metadata(model, quantize: str, skin_spectral_rank: int | None, calibration: 
         "encoder": {
             "file": ENCODER_FILE,
             "signature": ENCODE_SIGNATURE,
-            "quantization": quantize,
-            "quantization_note": QUANTIZATION_NOTES[quantize],
+            "quantization": encoder_quantize,
+            "quantization_note": QUANTIZATION_NOTES[encoder_quantize],
             "calibration": calibration,
             "inputs": [
                 {
@@ -164,9 +169,24 @@ def metadata(model, quantize: str, skin_spectral_rank: int | None, calibration: 
             {"name": name, "b": [float(v) for v in score]}
             for name, score in zip(spectra.camera_database().names, pca.scores)
         ],
+        "face_crop": {
+            "square": "side = crop_scale * max(w, h) of the detector's (x, y, w, h) box; centre = (x + w/2, "
+            "y + h/2 + shift_down * h); resized to image_size (area filter when shrinking, cubic when enlarging); "
+            "border pixels repeated past the photo's edge",
+            "crop_scale": photos.CROP_SCALE,
+            "shift_down": photos.CROP_SHIFT_DOWN,
+            "mask": "1 inside the ellipse ((x - cx)/ax)^2 + ((y - cy)/ay)^2 <= 1 in crop coordinates [0, 1], "
+            "x right, y down, pixel centres at (i + 0.5)/image_size",
+            "mask_centre": list(photos.MASK_CENTRE),
+            "mask_semi_axes": list(photos.MASK_SEMI_AXES),
+        },
         "editing": {
-            "residual": "edited photo = image + mask * (edited render - reconstruction), clipped to [0, 1], where "
-            "reconstruction is the render with offsets 0, 0, 1",
+            "residual": "edited face = clip(image + feathered_mask * (edited render - reconstruction), 0, 1), "
+            "where reconstruction is the render with offsets 0, 0, 1",
+            "feather": "feathered_mask = min(mask, clip(2 * gaussian_blur(mask, sigma) - 1, 0, 1)), "
+            "sigma = feather * image_size",
+            "feather_width": FEATHER,
+            "paste_back": "resize (edited face - face crop) to the crop's square in the photo and add it there",
         },
     }
 
@@ -236,6 +256,7 @@ def export_bundle(
     skin_spectral_rank: int | None = None,
     calibration_note: str | None = None,
     calibration_faces: int = CALIBRATION_FACES,
+    encoder_quantize: str | None = None,
 ) -> Bundle:
     """Write ``encoder.tflite``, ``renderer.tflite`` and ``metadata.json``.
 
@@ -251,6 +272,9 @@ def export_bundle(
             docs/EXPORT.md for the accuracy of each K).
         calibration_note: what the calibration faces were, for the metadata.
         calibration_faces: faces drawn from ``calibration_images``.
+        encoder_quantize: quantize the encoder differently from the bundle
+            variant (e.g. ``"float32"`` with ``quantize="dynamic"``: exact
+            maps, small renderer); None: as ``quantize``.
 
     Returns:
         The paths written.
@@ -262,13 +286,15 @@ def export_bundle(
     from mobile_export.renderer import build_renderer
     from mobile_export.tflite import QUANTIZATIONS, convert
 
-    if quantize not in QUANTIZATIONS:
-        raise BioFaceError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
+    encoder_quantize = encoder_quantize or quantize
+    for name in (quantize, encoder_quantize):
+        if name not in QUANTIZATIONS:
+            raise BioFaceError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, got {name!r}")
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     representative = None
     calibration = None
-    if quantize == "int8":
+    if encoder_quantize == "int8":
         if calibration_images is None:
             calibration_images = synthetic_calibration_faces(model.image_size, calibration_faces)
             calibration_note = calibration_note or f"{calibration_faces} synthetic faces (bioface synth, seed 0)"
@@ -279,13 +305,13 @@ def export_bundle(
                 yield {"image": face}
 
         calibration = calibration_note or f"{calibration_faces} representative faces"
-    encoder = convert(build_encoder(model), ENCODE_SIGNATURE, quantize, representative_data=representative)
+    encoder = convert(build_encoder(model), ENCODE_SIGNATURE, encoder_quantize, representative_data=representative)
     renderer = convert(
         build_renderer(skin_spectral_rank, model.raw2xyz, model.d_series), RENDER_SIGNATURE, RENDERER_QUANTIZATION[quantize]
     )
     bundle = Bundle(out_dir / ENCODER_FILE, out_dir / RENDERER_FILE, out_dir / METADATA_FILE)
     bundle.encoder.write_bytes(encoder)
     bundle.renderer.write_bytes(renderer)
-    record = metadata(model, quantize, skin_spectral_rank, calibration)
+    record = metadata(model, quantize, skin_spectral_rank, calibration, encoder_quantize)
     bundle.metadata.write_text(json.dumps(record, indent=2) + "\n")
     return bundle

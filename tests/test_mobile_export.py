@@ -32,16 +32,16 @@ def faces(tmp_path_factory):
 
     path = write_synthetic(tmp_path_factory.mktemp("faces") / "faces.h5", n=6, size=SIZE, seed=2, progress=False)
     with CelebAFaces([path], image_size=None) as source:
-        return source.read(np.arange(6))
+        return {**source.read(np.arange(6)), "path": path}
 
 
 @pytest.fixture(scope="module", params=QUANTIZATIONS)
 def bundle(request, model, faces, tmp_path_factory):
-    from mobile_export.export import export_bundle
+    from mobile_export.export import calibration_from_files, export_bundle
 
     quantize = request.param
     folder = tmp_path_factory.mktemp(f"bundle_{quantize}")
-    calibration = faces["image"] if quantize == "int8" else None
+    calibration = calibration_from_files([faces["path"]], SIZE) if quantize == "int8" else None
     return quantize, export_bundle(model, folder, quantize, calibration, calibration_note="test faces")
 
 
@@ -152,3 +152,20 @@ def test_export_refuses_an_unknown_quantization(model, tmp_path):
 
     with pytest.raises(BioFaceError, match="int4"):
         export_bundle(model, tmp_path, "int4")
+
+
+def test_float32_encoder_with_a_low_rank_int8_renderer(model, faces, tmp_path):
+    from bioface_tf.analysis import analyse
+    from mobile_export.export import export_bundle
+    from mobile_export.runtime import LiteBioFace
+
+    files = export_bundle(model, tmp_path, "dynamic", skin_spectral_rank=4, encoder_quantize="float32")
+    record = json.loads(files.metadata.read_text())
+    assert record["encoder"]["quantization"] == "float32" and record["renderer"]["quantization"] == "dynamic"
+    assert record["renderer"]["skin_spectral_rank"] == 4
+    assert files.renderer.stat().st_size < 1e6, "a rank-4 table with int8 constants is small"
+    expected = analyse(model, faces["image"], faces["mask"])
+    lite = LiteBioFace(tmp_path)
+    params = lite.encode(faces["image"])
+    assert max(np.abs(params[k] - expected.params[k]).max() for k in ("fmel", "fblood")) < 1e-4
+    assert _psnr(lite(params)["srgb"], expected.reconstruction) > 35

@@ -29,6 +29,10 @@ def register(subparsers) -> None:
         "--calibration-faces", type=int, default=100, metavar="N", help="int8: faces drawn for calibration (default: 100)"
     )
     parser.add_argument(
+        "--encoder-quantize", choices=QUANTIZATIONS, default=None,
+        help="quantize the encoder differently (e.g. float32 with --quantize dynamic; default: as --quantize)",
+    )
+    parser.add_argument(
         "--skin-rank", type=int, default=None, metavar="K",
         help="store the skin reflectance table as a rank-K spectral basis (default: the exact table)",
     )
@@ -46,12 +50,12 @@ def run(args) -> int:
         raise BioFaceError(f"--calibration-faces must be >= 1, got {args.calibration_faces}")
     model = load_model(args.model)
     images, note = None, None
-    if args.quantize == "int8" and args.calibration:
+    if (args.encoder_quantize or args.quantize) == "int8" and args.calibration:
         images = calibration_from_files(args.calibration, model.image_size)
         note = f"{args.calibration_faces} faces drawn from {', '.join(args.calibration)}"
     bundle = export_bundle(
         model, args.out, args.quantize, images, args.skin_rank, calibration_note=note,
-        calibration_faces=args.calibration_faces,
+        calibration_faces=args.calibration_faces, encoder_quantize=args.encoder_quantize,
     )
     for path in (bundle.encoder, bundle.renderer, bundle.metadata):
         print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")

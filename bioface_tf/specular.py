@@ -30,6 +30,14 @@ in ``docs/SPECULAR_METHOD.md``; the summary:
    per-face constant ``κ`` (stage 1) and then primal-dual iterations
    (Condat–Vũ) on the whole field (stage 2), many faces at once.
 
+   That is the ``chromaticity="piecewise"`` model. The default,
+   ``chromaticity="smooth"``, suits skin (whose chromaticity varies
+   smoothly): the chromatic part ``u`` is bilateral-filtered inside the mask
+   (it carries no specular), κ is a cubic polynomial in image coordinates
+   fitted by quantile regression (cost ``q·s`` for ``s ≥ 0``, ``(1 − q)·|s|``
+   for ``s < 0``; iteratively reweighted least squares), and the specular
+   ``g − κ·|u|`` is median-filtered (3×3) and clipped to ``[0, s_dark]``.
+
 The target a network compares with is ``specular`` (H, W): the specular
 component in linear intensity of the linearised image, as the mean over
 channels (the specular *image* is ``specular[..., None] * illuminant``).
@@ -227,6 +235,25 @@ class RefinementParams:
         chromaticity_tv: γ, weight of the total variation of the diffuse
             inverse saturation κ (piecewise-constant diffuse chromaticity).
         iterations: primal-dual iterations of stage 2.
+        chromaticity: ``"smooth"`` (default): κ is a low-order polynomial
+            in image coordinates over the mask, fitted with an asymmetric L1
+            (quantile) data term, followed by a robust (median) smoothing of
+            the specular map — suited to skin, whose chromaticity varies
+            smoothly; ``"piecewise"``: the TV model above (α, σ, β, γ,
+            iterations), suited to piecewise-constant diffuse colours.
+        quantile: q of the smooth model: the cost of a pixel's specular
+            ``s = g − κa`` is ``q·s`` for ``s ≥ 0`` (sparse specular) and
+            ``(1 − q)·|s|`` for ``s < 0`` (robust data term).
+        order: total degree of the polynomial κ field (smooth model).
+        chroma_blur: spatial σ in pixels of the bilateral filter applied,
+            inside the mask, to the chromatic part ``u`` before taking
+            ``a = |u|`` (smooth model; ``u`` carries no specular, so this only
+            denoises ``a``; 0: none).
+        chroma_range: range σ of that filter, as a fraction of the face's
+            median ``|u|``.
+        median: size of the median filter applied to ``g − κa`` inside the
+            mask (smooth model; 0 or 1: none).
+        irls_iterations: reweighted least-squares iterations of the fit.
     """
 
     sparsity: float = 0.05
@@ -234,6 +261,13 @@ class RefinementParams:
     smoothness: float = 0.3
     chromaticity_tv: float = 0.3
     iterations: int = 150
+    chromaticity: str = "smooth"
+    quantile: float = 0.3
+    order: int = 3
+    chroma_blur: float = 1.5
+    chroma_range: float = 0.5
+    median: int = 3
+    irls_iterations: int = 40
 
 
 @dataclasses.dataclass(frozen=True)
@@ -346,7 +380,9 @@ def separate_batch(
         if illuminants != "estimate":
             raise ValueError(f"illuminants must be None, 'estimate' or colours, got {illuminants!r}")
         white = np.ones((n, 3), np.float32)
-        specular_white, _ = specular_maps(linear, masks, white, params)
+        # Highlights are located with the piecewise model (§6 of the method doc).
+        locator = dataclasses.replace(params, chromaticity="piecewise")
+        specular_white, _ = specular_maps(linear, masks, white, locator)
         found = [illuminant_from_highlights(linear[i], masks[i], specular_white[i]) for i in range(n)]
         gammas = np.stack([colour for colour, _ in found])
         estimated = np.array([flag for _, flag in found])
@@ -381,6 +417,10 @@ def specular_maps(
     dark = np.maximum(balanced.min(axis=-1), 0.0)
     masks = np.asarray(masks, bool)
     grey = balanced.mean(axis=-1)
+    if params.chromaticity == "smooth":
+        return _smooth_model(grey, balanced - grey[..., None], dark, masks, params), dark.astype(np.float32)
+    if params.chromaticity != "piecewise":
+        raise ValueError(f"chromaticity must be 'smooth' or 'piecewise', got {params.chromaticity!r}")
     chroma = np.sqrt(np.sum((balanced - grey[..., None]) ** 2, axis=-1))
     # Parameters are in units of each face's mean grey level.
     count = np.maximum(masks.sum(axis=(1, 2)), 1)
@@ -390,6 +430,87 @@ def specular_maps(
     )
     specular = np.clip(grey - kappa * chroma, 0.0, dark) * masks
     return specular.astype(np.float32), dark.astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# The smooth-chromaticity model
+# --------------------------------------------------------------------------
+
+
+def _smooth_model(grey, chromatic, dark, masks, params: RefinementParams) -> np.ndarray:
+    """Specular map under a polynomial κ field (``docs/SPECULAR_METHOD.md`` §3b).
+
+    Args:
+        grey: `(N, H, W)` grey level ``g`` of the white-balanced image.
+        chromatic: `(N, H, W, 3)` its chromatic part ``u``.
+        dark: `(N, H, W)` dark channel.
+        masks: `(N, H, W)` bool.
+        params: refinement parameters.
+
+    Returns:
+        `(N, H, W)` float32 specular, in ``[0, dark]`` inside the mask, 0 outside.
+    """
+    n = len(grey)
+    weight = masks.astype(np.float32)
+    if params.chroma_blur > 0:
+        chromatic = np.stack(
+            [_edge_preserving_blur(c, w, params.chroma_blur, params.chroma_range) for c, w in zip(chromatic, weight)]
+        )
+    a = np.sqrt(np.sum(chromatic**2, axis=-1)).astype(np.float32)
+    basis = _polynomial_basis(masks, params.order)  # (N, H, W, K)
+    k = basis.shape[-1]
+    design = (basis * a[..., None]).reshape(n, -1, k)  # (N, P, K)
+    g = grey.astype(np.float32).reshape(n, -1)
+    inside = weight.reshape(n, -1)
+    count = np.maximum(inside.sum(axis=1), 1)
+    scale = np.maximum((g * inside).sum(axis=1) / count, _EPS)
+    floor = (1e-3 * scale)[:, None].astype(np.float32)
+    q = params.quantile
+    w = inside.copy()
+    ridge = 1e-9 * np.eye(k)
+    for _ in range(params.irls_iterations):
+        weighted = design * w[..., None]
+        lhs = np.matmul(weighted.transpose(0, 2, 1), design).astype(np.float64) + ridge
+        rhs = np.matmul(weighted.transpose(0, 2, 1), g[..., None]).astype(np.float64)
+        coefficients = np.linalg.solve(lhs, rhs).astype(np.float32)
+        residual = g - np.matmul(design, coefficients)[..., 0]
+        w = np.where(residual > 0, q, 1.0 - q) / np.maximum(np.abs(residual), floor) * inside
+    residual = residual.reshape(grey.shape)
+    residual = residual * weight
+    if params.median > 1:
+        residual = np.stack([cv2.medianBlur(r.astype(np.float32), params.median) for r in residual])
+    return (np.clip(residual, 0.0, dark) * masks).astype(np.float32)
+
+
+def _polynomial_basis(masks, order: int) -> np.ndarray:
+    """Monomials ``xⁱyʲ`` (i + j ≤ order) of coordinates scaled to [−1, 1] over each mask's bounding box."""
+    n, h, w = masks.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = []
+    for m in masks:
+        rows, cols = np.nonzero(m)
+        if len(rows) == 0:
+            rows, cols = np.array([0, h - 1]), np.array([0, w - 1])
+        x = (2 * xx - cols.min() - cols.max()) / max(cols.max() - cols.min(), 1)
+        y = (2 * yy - rows.min() - rows.max()) / max(rows.max() - rows.min(), 1)
+        out.append(np.stack([x**i * y**j for i in range(order + 1) for j in range(order + 1 - i)], axis=-1))
+    return np.stack(out).astype(np.float32)
+
+
+def _edge_preserving_blur(chromatic, weight, sigma, colour_range):
+    """Bilateral filter of a face's chromatic part `(H, W, 3)` inside its mask.
+
+    Spatial Gaussian σ = ``sigma`` pixels (5×5 window); range σ =
+    ``colour_range`` × the median ``|u|`` in the mask, so colour edges
+    (piecewise-constant diffuse colours) are kept while pixel noise is averaged.
+    """
+    inside = weight > 0
+    if not inside.any():
+        return chromatic
+    reference = float(np.median(np.sqrt(np.sum(chromatic[inside] ** 2, axis=-1))))
+    masked = (chromatic * weight[..., None]).astype(np.float32)
+    filtered = cv2.bilateralFilter(masked, 5, max(colour_range * reference, _EPS), sigma)
+    return filtered * weight[..., None]
 
 
 # --------------------------------------------------------------------------

@@ -165,3 +165,16 @@ def test_planckian_locus_passes_near_standard_white_points():
 def test_bad_arguments_are_refused(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_piecewise_chromaticity_model_is_still_available(faces):
+    images = np.stack([face.image_srgb for face in faces])
+    masks = np.stack([face.mask for face in faces])
+    params = specular.RefinementParams(chromaticity="piecewise")
+    result = specular.separate_batch(images, masks, params=params)
+    dark_mae, _ = _scores(result.specular_dark, faces)
+    mae, r = _scores(result.specular, faces)
+    assert mae < 0.25 * dark_mae
+    assert r > 0.95
+    with pytest.raises(ValueError, match="chromaticity"):
+        specular.separate_batch(images, masks, params=specular.RefinementParams(chromaticity="flat"))

@@ -18,14 +18,11 @@ import functools
 import tempfile
 from collections.abc import Callable, Iterable
 
-import keras
-import tensorflow as tf
-
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 
 
 def convert(
-    model: keras.Model,
+    model,
     signature: str,
     quantize: str = "float32",
     batch_size: int = 1,
@@ -44,6 +41,9 @@ def convert(
     Returns:
         The TFLite flatbuffer.
     """
+    import keras
+    import tensorflow as tf
+
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
     if quantize == "int8" and representative_data is None:
@@ -74,7 +74,7 @@ def convert(
         return converter.convert()
 
 
-def _call(model: keras.Model, inputs: dict):
+def _call(model, inputs: dict):
     """The model in inference mode on named inputs (a lone input as a tensor)."""
     if len(model.inputs) == 1:
         (inputs,) = inputs.values()

@@ -101,7 +101,7 @@ def main() -> None:
         facts = (
             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
             f"Python {platform.python_version()}, NumPy {np.__version__}. "
-            f"Refinement: {params.iterations} iterations (defaults of `RefinementParams`). "
+            f"Refinement: defaults of `RefinementParams` (`chromaticity={params.chromaticity!r}`). "
             f"Command: `python benchmarks/bench_specular.py --faces {args.faces} --out {args.out}`."
         )
         args.out.write_text(f"# Specular separation throughput\n\n{facts}\n\n{table}\n")

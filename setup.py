@@ -14,23 +14,25 @@ from setuptools.command.build_py import build_py
 
 ROOT = pathlib.Path(__file__).parent
 
-INSTALL_REQUIRES = [
-    "tensorflow==2.21.0",
-    "keras==3.15.1",
+LITE_REQUIRES = [
+    "ai-edge-litert==2.3.0",
     "numpy==2.2.6",
-    "h5py==3.14.0",
     "opencv-python-headless==4.12.0.88",
     "tqdm==4.70.1",
 ]
+"""What the on-device runtime (``bioface-lite``) needs: no TensorFlow."""
 
-LITE_REQUIRES = ["ai-edge-litert==2.3.0"]
+INSTALL_REQUIRES = [
+    "tensorflow==2.21.0",
+    "keras==3.15.1",
+    "h5py==3.14.0",
+    *LITE_REQUIRES,
+]
 
 EXTRAS_REQUIRE = {
-    "lite": LITE_REQUIRES,
     "dev": [
         "pytest==9.2.0",
         "hypothesis==6.170.17",
-        *LITE_REQUIRES,
     ],
 }
 

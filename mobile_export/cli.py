@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from bioface_tf import __version__
+from bioface_tf.cli import dispatch
 from bioface_tf.commands import analyze, edit
 from bioface_tf.errors import BioFaceError
 
@@ -62,16 +63,7 @@ def run_edit(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except BioFaceError as err:
-        print(f"bioface-lite {args.command}: error: {err}", file=sys.stderr)
-        return 1
+    return dispatch(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ dynamic    int8 weights            int8 constants, float arithmetic
 int8       full integer (int8      int8 constants, float arithmetic: a
            activations, calibrated full-integer renderer is wrong (the
            on representative       spectral sums span orders of
-           faces), float I/O       magnitude; see docs/EXPORT.md)
+           faces), float I/O and   magnitude; see docs/EXPORT.md)
+           float input
+           normalisation
 =========  ======================  =====================================
 
 Example:
@@ -52,6 +54,10 @@ BUNDLE_VERSION = 1
 RENDERER_QUANTIZATION = {"float32": "float32", "float16": "float16", "dynamic": "dynamic", "int8": "dynamic"}
 """The renderer's conversion in each bundle variant: never full integer."""
 CALIBRATION_FACES = 100
+ENCODER_FLOAT_LAYERS = ("network_input",)
+"""Encoder layers kept float in the ``int8`` variant: the input normalisation
+``255·x^2.2 − mean`` (a wide-range power curve; int8 rounding of its output
+moved the maps by 0.33 map units, docs/EXPORT.md)."""
 SYNTHETIC_CALIBRATION_SEED = 0
 
 QUANTIZATION_NOTES = {
@@ -59,7 +65,7 @@ QUANTIZATION_NOTES = {
     "float16": "weights and constants stored as float16, computed in float32",
     "dynamic": "weights and large constants stored as int8 (dynamic range), computed in float32",
     "int8": "full integer: int8 weights and activations calibrated on representative faces, "
-    "float32 input and output tensors",
+    "float32 input and output tensors; the input normalisation (255*x^2.2 - mean) is computed in float32",
 }
 
 
@@ -305,7 +311,10 @@ def export_bundle(
                 yield {"image": face}
 
         calibration = calibration_note or f"{calibration_faces} representative faces"
-    encoder = convert(build_encoder(model), ENCODE_SIGNATURE, encoder_quantize, representative_data=representative)
+    encoder = convert(
+        build_encoder(model), ENCODE_SIGNATURE, encoder_quantize, representative_data=representative,
+        float_layers=ENCODER_FLOAT_LAYERS,
+    )
     renderer = convert(
         build_renderer(skin_spectral_rank, model.raw2xyz, model.d_series), RENDER_SIGNATURE, RENDERER_QUANTIZATION[quantize]
     )

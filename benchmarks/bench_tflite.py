@@ -277,7 +277,7 @@ def report(rows, sensitivities, rank_rows, naive_lines, args, mobile_note, full_
         )
     lines += [
         "",
-        "In every variant the renderer computes in float32: `int8` bundles pair the full-integer encoder "
+        "In every variant the renderer computes in float32: `int8` bundles pair the int8 encoder (its input normalisation kept float32) "
         "with the dynamic-range renderer (int8-stored constants).",
         "",
         "## How sensitive the Keras encoders are",

@@ -96,13 +96,27 @@ def decoder_of(model):
         return PhysicsDecoder()
 
 
+def render(params: dict, decoder=None) -> np.ndarray:
+    """Render decoder inputs to display sRGB, `(B, H, W, 3)` in [0, 1].
+
+    Args:
+        params: the decoder inputs (:data:`PARAMETERS`), arrays or tensors.
+        decoder: a :class:`~bioface_tf.physics.PhysicsDecoder` (the model's,
+            :func:`decoder_of`) or anything callable like one
+            (``params → {"srgb": …}``); None for a new decoder.
+    """
+    if decoder is None:
+        from bioface_tf.physics import PhysicsDecoder
+
+        decoder = PhysicsDecoder()
+    return np.asarray(decoder(params)["srgb"])
+
+
 def rendering(params: dict[str, np.ndarray], decoder) -> tuple[np.ndarray, np.ndarray]:
     """``(reconstruction, albedo)`` `(B, H, W, 3)` sRGB of decoder inputs.
 
     The albedo is the same render with unit shading and no specular.
     """
-    from bioface_tf.editing import render
-
     unlit = dict(params, shading=np.ones_like(params["shading"]), specmask=np.zeros_like(params["specmask"]))
     return render(params, decoder), render(unlit, decoder)
 
@@ -128,7 +142,7 @@ def analyse(
 
     Returns:
         A :class:`FaceAnalysis`; its ``reconstruction`` is exactly what
-        :func:`bioface_tf.editing.render` gives for unedited ``params``
+        :func:`render` gives for unedited ``params``
         with the model's decoder.
     """
     import tensorflow as tf

@@ -20,6 +20,11 @@ the output equals the input exactly.
 (:class:`bioface_tf.analysis.FaceAnalysis`), blending through a feathered
 mask (:func:`feather_mask`) so the edit fades out at the mask's edge.
 
+Editing builds on analysis, never the other way round: the renderer
+(:func:`bioface_tf.analysis.render`, also importable from here),
+:func:`~bioface_tf.analysis.analyse` and
+:func:`~bioface_tf.analysis.decoder_of` come from :mod:`bioface_tf.analysis`.
+
 Example:
 
 >>> edited = edit_parameters(params, Edit(melanin=0.4))
@@ -43,6 +48,8 @@ import functools
 
 import numpy as np
 
+from bioface_tf.analysis import analyse, decoder_of, render
+from bioface_tf.errors import BioFaceError
 from bioface_tf.palette import illuminant_parameters
 
 MAP_RANGE = (-1.0, 1.0)
@@ -104,15 +111,6 @@ def edit_parameters(params: dict, edit: Edit) -> dict:
         edited["light_weights"] = np.tile(weights, (batch, 1))
         edited["cct"] = np.full((batch, 1), cct, np.float32)
     return edited
-
-
-def render(params: dict, decoder=None) -> np.ndarray:
-    """Render decoder inputs to display sRGB, (B, H, W, 3) in [0, 1]."""
-    if decoder is None:
-        from bioface_tf.physics import PhysicsDecoder
-
-        decoder = PhysicsDecoder()
-    return np.asarray(decoder(params)["srgb"])
 
 
 def composite(
@@ -230,9 +228,7 @@ def edit_photo(
     Raises:
         BioFaceError: no face found in the photo.
     """
-    from bioface_tf.analysis import analyse, decoder_of
     from bioface_tf.data import photos
-    from bioface_tf.errors import BioFaceError
 
     photo = np.asarray(photo, np.float32)
     if square is None:

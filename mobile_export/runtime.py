@@ -11,7 +11,7 @@ that code would run the Keras model:
   :class:`~bioface_tf.analysis.FaceAnalysis` as
   :func:`bioface_tf.analysis.analyse`;
 * the object is callable like a physics decoder (``params → {"srgb": …}``),
-  so :func:`bioface_tf.editing.render`, :func:`~bioface_tf.editing.edit_faces`
+  so :func:`bioface_tf.analysis.render`, :func:`~bioface_tf.editing.edit_faces`
   and :func:`~bioface_tf.editing.edit_photo` render through the TFLite renderer.
 
 Example:

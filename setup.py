@@ -4,6 +4,10 @@ The spectral tables live in ``data/spectra`` at the top of the repository (the
 layout the project asks for). ``build_py`` below copies them into the package as
 ``bioface_tf/spectra_data`` so that a non-editable install stands alone too; an
 editable install (``pip install -e .``) reads them from ``data/spectra``.
+
+The shipped models in ``bioface_tf/pretrained/<name>/`` (``model.keras``,
+``card.json``, ``lite/*``) are package data, so ``pip install .`` carries them;
+``MANIFEST.in`` puts them (and ``data/spectra``) into a source distribution.
 """
 
 import pathlib
@@ -37,6 +41,10 @@ EXTRAS_REQUIRE = {
 }
 
 
+PRETRAINED_FILES = ["*/model.keras", "*/card.json", "*/lite/*"]
+"""The shipped models (``bioface_tf/pretrained/<name>/``), installed as package data."""
+
+
 class BuildPyWithSpectra(build_py):
     """Copy ``data/spectra/*`` into the built package."""
 
@@ -60,7 +68,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["bioface_tf", "bioface_tf.*", "training", "training.*", "mobile_export", "mobile_export.*"]),
-    package_data={"training": ["presets/*.json"]},
+    package_data={"training": ["presets/*.json"], "bioface_tf.pretrained": PRETRAINED_FILES},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     cmdclass={"build_py": BuildPyWithSpectra},

@@ -11,6 +11,7 @@ the 28 database cameras) — the fields of ``params.json``.
 Example:
 
 >>> model = load_model("demo_out/model.keras")                     # doctest: +SKIP
+>>> shipped = load_model()                   # the shipped default    # doctest: +SKIP
 >>> faces = analyse(model, images, masks)                           # doctest: +SKIP
 >>> faces.params["fmel"].shape, illuminant_and_camera(faces.params, 0)["nearest_camera"]  # doctest: +SKIP
 ((4, 64, 64, 1), 'Canon 5D Mark II')
@@ -24,7 +25,7 @@ import pathlib
 
 import numpy as np
 
-from bioface_tf import spectra
+from bioface_tf import pretrained, spectra
 from bioface_tf.errors import BioFaceError
 
 PARAMETERS = ("fmel", "fblood", "shading", "specmask", "b", "light_weights", "cct")
@@ -64,8 +65,12 @@ class FaceAnalysis:
         )
 
 
-def load_model(path: str | pathlib.Path):
-    """A saved BioFaceNet (``.keras``), loaded for inference.
+def load_model(path: str | pathlib.Path | None = None):
+    """A saved BioFaceNet (``.keras``), loaded for inference in safe mode.
+
+    Args:
+        path: the ``.keras`` file, a shipped model's name, or None for the
+            shipped default (:func:`bioface_tf.pretrained.resolve_model`).
 
     Raises:
         BioFaceError: the file is missing or is not a saved BioFaceNet.
@@ -74,11 +79,11 @@ def load_model(path: str | pathlib.Path):
 
     from bioface_tf.model import BioFaceNet
 
-    path = pathlib.Path(path)
+    path = pretrained.resolve_model(path)
     if not path.is_file():
         raise BioFaceError(f"{path}: model file not found")
     try:
-        model = keras.saving.load_model(path, compile=False)
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many kinds; all mean "not a model we can load"
         raise BioFaceError(f"{path}: not a loadable BioFaceNet model ({type(err).__name__}: {err})") from None
     if not isinstance(model, BioFaceNet):

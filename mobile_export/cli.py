@@ -3,7 +3,9 @@
 The on-device twin of ``bioface analyze`` and ``bioface edit``: the same
 arguments and outputs, with ``--models DIR`` (a bundle from
 ``bioface export``) in place of ``--model M.keras``, and nothing but
-``ai-edge-litert``, NumPy and OpenCV underneath (no TensorFlow).
+``ai-edge-litert``, NumPy and OpenCV underneath (no TensorFlow). Without
+``--models`` the shipped model's bundle is used
+(:func:`bioface_tf.pretrained.lite_bundle_path`).
 """
 
 from __future__ import annotations
@@ -11,14 +13,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bioface_tf import __version__
+from bioface_tf import __version__, pretrained
 from bioface_tf.cli import dispatch
 from bioface_tf.commands import analyze, edit
+from bioface_tf.commands.model_option import announce_shipped
 from bioface_tf.errors import BioFaceError
 
 
 def _add_bundle_arguments(parser) -> None:
-    parser.add_argument("--models", required=True, metavar="DIR", help="a bundle written by 'bioface export'")
+    parser.add_argument(
+        "--models", default=None, metavar="DIR",
+        help=f"a bundle written by 'bioface export', or a shipped model's name "
+        f"(default: the shipped {pretrained.DEFAULT_MODEL}'s bundle)",
+    )
     parser.add_argument("--threads", type=int, default=1, metavar="N", help="interpreter threads (default: 1)")
 
 
@@ -49,7 +56,10 @@ def _bundle(args):
 
     if args.threads < 1:
         raise BioFaceError(f"--threads must be >= 1, got {args.threads}")
-    return LiteBioFace(args.models, num_threads=args.threads)
+    folder = pretrained.resolve_lite_bundle(args.models)
+    if args.models is None:
+        announce_shipped(f"bioface-lite {args.command}", folder)
+    return LiteBioFace(folder, num_threads=args.threads)
 
 
 def run_analyze(args) -> int:

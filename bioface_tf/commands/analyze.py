@@ -11,6 +11,9 @@ import functools
 import pathlib
 import sys
 
+from bioface_tf.commands.model_option import add_model_argument, model_file
+
+
 DESCRIPTION = (
     "Run a trained model on face photos (any size; the largest face is found), folders of "
     "photos, or CelebA-layout HDF5 files. Writes DIR/<face>/ with the reconstruction, melanin "
@@ -39,7 +42,7 @@ def register(subparsers) -> None:
         help="split faces into melanin, haemoglobin, shading and specular maps, camera and illuminant",
         description=DESCRIPTION,
     )
-    parser.add_argument("--model", required=True, metavar="M.keras", help="a trained BioFaceNet")
+    add_model_argument(parser)
     add_analyze_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -47,7 +50,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from bioface_tf.analysis import analyse, load_model
 
-    model = load_model(args.model)
+    model = load_model(model_file(args, "bioface analyze"))
     return analyze_inputs(args, model, functools.partial(analyse, model))
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import functools
 import pathlib
 
+from bioface_tf.commands.model_option import add_model_argument, model_file
+
+
 DESCRIPTION = (
     "Edit the face in a photo (any size; the largest face is found and the result is pasted "
     "back at full resolution) or one face of a CelebA-layout HDF5 file. Offsets act on the "
@@ -43,7 +46,7 @@ def register(subparsers) -> None:
         help="edit skin biophysically (melanin, haemoglobin, specular, illuminant) and re-render",
         description=DESCRIPTION,
     )
-    parser.add_argument("--model", required=True, metavar="M.keras", help="a trained BioFaceNet")
+    add_model_argument(parser)
     add_edit_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -51,7 +54,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from bioface_tf.analysis import analyse, decoder_of, load_model
 
-    model = load_model(args.model)
+    model = load_model(model_file(args, "bioface edit"))
     return edit_image(args, model, functools.partial(analyse, model), decoder_of(model))
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from bioface_tf.commands.model_option import add_model_argument, model_file
+
+
 KEYS = ("psnr", "ssim", "r_melanin", "r_haemoglobin", "r_shading", "r_specular", "b_mae", "cct_mae")
 
 
@@ -18,7 +21,7 @@ def register(subparsers) -> None:
             "absolute error of the camera parameters b and colour temperature index cct."
         ),
     )
-    parser.add_argument("--model", required=True, metavar="M.keras", help="trained model")
+    add_model_argument(parser)
     parser.add_argument("--data", nargs="+", required=True, metavar="FILE", help="HDF5 face files or glob patterns")
     parser.add_argument("--batch-size", type=int, default=25, help="faces per batch (default: 25)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -31,7 +34,8 @@ def run(args) -> int:
     environment.configure(onednn=True)
     from training.evaluate import evaluate
 
-    results = evaluate(args.model, args.data, batch_size=args.batch_size, progress=not args.json)
+    model = model_file(args, "bioface evaluate")
+    results = evaluate(model, args.data, batch_size=args.batch_size, progress=not args.json)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bioface_tf.commands.model_option import add_model_argument, model_file
+
 
 def register(subparsers) -> None:
     from mobile_export.tflite import QUANTIZATIONS
@@ -18,7 +20,7 @@ def register(subparsers) -> None:
             "Run the bundle with 'bioface-lite'."
         ),
     )
-    parser.add_argument("--model", required=True, metavar="M.keras", help="a trained BioFaceNet")
+    add_model_argument(parser)
     parser.add_argument("--quantize", choices=QUANTIZATIONS, default="float32", help="(default: float32)")
     parser.add_argument("--out", required=True, metavar="DIR", help="the bundle folder")
     parser.add_argument(
@@ -48,7 +50,7 @@ def run(args) -> int:
         raise BioFaceError(f"--skin-rank must be in 1..33, got {args.skin_rank}")
     if args.calibration_faces < 1:
         raise BioFaceError(f"--calibration-faces must be >= 1, got {args.calibration_faces}")
-    model = load_model(args.model)
+    model = load_model(model_file(args, "bioface export"))
     images, note = None, None
     if (args.encoder_quantize or args.quantize) == "int8" and args.calibration:
         images = calibration_from_files(args.calibration, model.image_size)

@@ -15,6 +15,9 @@ term                reference  what it measures
 ``sparsity``        1e-5       L1 of the specular term specmask·light
 ``specular_target`` 0          L1 to a specular pseudo ground truth (Kim et
                                al.), when the data holds one
+``gt_*``            0          ground-truth terms for rendered faces, counted
+                               only where ``gt_valid`` is 1
+                               (:mod:`bioface_tf.supervision`)
 ==================  =========  ==============================================
 
 Appearance terms compare either in the reference's linear space (the photo
@@ -35,10 +38,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from bioface_tf import spectra
+from bioface_tf import spectra, supervision
 from bioface_tf.errors import BioFaceError
 
-TERMS = ("appearance", "ms_ssim", "camera_prior", "shading", "sparsity", "specular_target")
+REFERENCE_TERMS = ("appearance", "ms_ssim", "camera_prior", "shading", "sparsity", "specular_target")
+TERMS = REFERENCE_TERMS + supervision.GT_TERMS
 APPEARANCE_SPACES = ("linear", "display")
 REFERENCE_GAMMA = 2.2
 INTENSITY_SCALE = 255.0
@@ -242,8 +246,11 @@ class BioFaceLoss:
 
     Args:
         appearance, ms_ssim, camera_prior, shading, sparsity,
-            specular_target: each term's weight; a term with weight 0 is not
-            computed (and not logged).
+            specular_target, gt_melanin, gt_haemoglobin, gt_shading,
+            gt_specular, gt_camera, gt_light, gt_cct: each term's weight; a
+            term with weight 0 is not computed (and not logged).
+        gt_pattern: weight of the correlation part of the melanin and
+            haemoglobin ground-truth terms (:func:`supervision.map_error`).
         appearance_space: ``"linear"`` (the reference) or ``"display"``.
         ms_ssim_filter_size, ms_ssim_filter_sigma: the MS-SSIM window.
 
@@ -251,7 +258,8 @@ class BioFaceLoss:
         targets: dict with ``srgb`` (B, H, W, 3) the photo in [0, 1],
             ``mask`` (B, H, W, 1); for the shading term ``shading``
             (B, H, W, 1) and optionally ``shading_valid`` (B,); for the
-            specular target ``specular_target`` (B, H, W, 1).
+            specular target ``specular_target`` (B, H, W, 1); for the
+            ground-truth terms the ``gt_*`` tensors and ``gt_valid`` (B,).
         outputs: the task model's outputs (``linear_srgb``, ``srgb``, ``b``,
             ``shading``, ``specmask``, ``specular``).
 
@@ -270,6 +278,14 @@ class BioFaceLoss:
         appearance_space: str = "linear",
         ms_ssim_filter_size: int = 7,
         ms_ssim_filter_sigma: float = 1.0,
+        gt_melanin: float = 0.0,
+        gt_haemoglobin: float = 0.0,
+        gt_shading: float = 0.0,
+        gt_specular: float = 0.0,
+        gt_camera: float = 0.0,
+        gt_light: float = 0.0,
+        gt_cct: float = 0.0,
+        gt_pattern: float = 1.0,
     ):
         if appearance_space not in APPEARANCE_SPACES:
             raise BioFaceError(f"appearance space must be one of {APPEARANCE_SPACES}, got {appearance_space!r}")
@@ -280,10 +296,20 @@ class BioFaceLoss:
             "shading": float(shading),
             "sparsity": float(sparsity),
             "specular_target": float(specular_target),
+            "gt_melanin": float(gt_melanin),
+            "gt_haemoglobin": float(gt_haemoglobin),
+            "gt_shading": float(gt_shading),
+            "gt_specular": float(gt_specular),
+            "gt_camera": float(gt_camera),
+            "gt_light": float(gt_light),
+            "gt_cct": float(gt_cct),
         }
         negative = [name for name, w in self.weights.items() if w < 0]
         if negative:
             raise BioFaceError(f"loss weights must be ≥ 0; negative: {', '.join(negative)}")
+        if gt_pattern < 0:
+            raise BioFaceError(f"gt_pattern must be ≥ 0, got {gt_pattern}")
+        self.gt_pattern = float(gt_pattern)
         self.appearance_space = appearance_space
         self.ms_ssim_filter_size = int(ms_ssim_filter_size)
         self.ms_ssim_filter_sigma = float(ms_ssim_filter_sigma)
@@ -311,7 +337,10 @@ class BioFaceLoss:
         mask = self._need(targets, "mask", "appearance")
         terms = {}
         for name in self.active_terms:
-            if name == "appearance":
+            if name in supervision.GT_TERMS:
+                self._need(targets, supervision.TARGET_OF[name], name)
+                value = supervision.ground_truth_term(name, targets, outputs, self.gt_pattern)
+            elif name == "appearance":
                 value = appearance_l2(*self.appearance_pair(targets, outputs), mask)
             elif name == "ms_ssim":
                 value = ms_ssim_loss(
@@ -340,4 +369,5 @@ class BioFaceLoss:
             "appearance_space": self.appearance_space,
             "ms_ssim_filter_size": self.ms_ssim_filter_size,
             "ms_ssim_filter_sigma": self.ms_ssim_filter_sigma,
+            "gt_pattern": self.gt_pattern,
         }

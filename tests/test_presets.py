@@ -8,7 +8,7 @@ from training.presets import FORMAT_VERSION, PRESET_DIR, PresetError, apply_over
 
 
 def test_shipped_presets_are_versioned_and_complete():
-    assert available() == ["improved", "paper", "report"]
+    assert available() == ["hybrid", "improved", "paper", "report", "synthetic"]
     for name in available():
         raw = json.loads((PRESET_DIR / f"{name}.json").read_text())
         assert raw["version"] == FORMAT_VERSION and raw["name"] == name
@@ -23,6 +23,15 @@ def test_presets_carry_the_documented_settings():
     assert (report.train.batch_size, report.train.learning_rate, report.loss.sparsity) == (25, 1e-5, 1e-8)
     assert improved.loss.appearance_space == "display" and improved.loss.ms_ssim > 0
     assert improved.loss.specular_target > 0 and improved.model.bottleneck == "aspp"
+
+
+def test_supervised_presets_render_faces_and_weigh_ground_truth():
+    synthetic, hybrid = load_preset("synthetic"), load_preset("hybrid")
+    assert synthetic.train.rendered_per_batch == synthetic.train.batch_size, "synthetic needs no files"
+    assert 0 < hybrid.train.rendered_per_batch < hybrid.train.batch_size, "hybrid mixes both kinds of face"
+    for preset in (synthetic, hybrid):
+        assert preset.loss.gt_melanin > 0 and preset.loss.gt_haemoglobin > 0 and preset.loss.gt_shading > 0
+    assert hybrid.loss.appearance == 1e-3 and hybrid.loss.shading == 1e-5, "the paper's terms on all faces"
 
 
 def test_any_field_can_be_overridden_with_type_checks():

@@ -8,7 +8,16 @@ correlation inside the mask between each predicted map and its truth —
 melanin, haemoglobin, diffuse shading (blind to the shading's scale, which
 the model cannot know) and specular shading — averaged over faces; and the
 mean absolute error of the camera parameters ``b`` and of the colour
-temperature index ``cct``.
+temperature index ``cct``; and per face the error of the mean melanin and
+haemoglobin inside the mask, ``|mean(predicted) − mean(true)|`` in map units
+([−1, 1]), averaged over faces (``melanin_mean_err``,
+``haemoglobin_mean_err``): the correlation says whether the pattern inside
+a face is right, the mean error whether its skin type is.
+
+This is the one definition of map agreement in the project: the demo
+report, the README and every benchmark use these numbers. Pixels are never
+pooled over faces (that would count differences of skin type between faces
+as skill at the maps).
 """
 
 from __future__ import annotations
@@ -32,6 +41,23 @@ MAP_TRUTH = {
     "r_specular": ("specmask", "gt_specmask"),
 }
 VECTOR_TRUTH = {"b_mae": ("b", "gt_b"), "cct_mae": ("cct", "gt_cct")}
+MEAN_TRUTH = {"melanin_mean_err": ("fmel", "gt_fmel"), "haemoglobin_mean_err": ("fblood", "gt_fblood")}
+
+
+def masked_mean_error(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per face ``|mean(prediction) − mean(truth)|`` inside the mask; NaN for an empty mask.
+
+    Args:
+        prediction, truth, mask: (N, H, W, 1).
+
+    Returns:
+        (N,) absolute errors of the means.
+    """
+    inside = (mask > 0.5).astype(np.float64)
+    count = inside.sum(axis=(1, 2, 3))
+    difference = ((prediction.astype(np.float64) - truth) * inside).sum(axis=(1, 2, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, np.abs(difference) / count, np.nan)
 
 
 def masked_pearson(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -80,7 +106,7 @@ def evaluate(model_path, data: list[str], batch_size: int = 25, progress: bool =
     Returns:
         dict with ``psnr``, ``ssim``, ``n_faces``, and with ground truth
         ``r_melanin``, ``r_haemoglobin``, ``r_shading``, ``r_specular``,
-        ``b_mae``, ``cct_mae``.
+        ``b_mae``, ``cct_mae``, ``melanin_mean_err``, ``haemoglobin_mean_err``.
     """
     model = load_trained(model_path)
     size = model.input_shape[1]
@@ -108,6 +134,8 @@ def evaluate(model_path, data: list[str], batch_size: int = 25, progress: bool =
                 scores[key] = masked_pearson(out[name].numpy(), batch[gt].numpy(), mask)
             for key, (name, gt) in VECTOR_TRUTH.items():
                 scores[key] = np.abs(out[name].numpy() - batch[gt].numpy()).mean(axis=-1)
+            for key, (name, gt) in MEAN_TRUTH.items():
+                scores[key] = masked_mean_error(out[name].numpy(), batch[gt].numpy(), mask)
         for key, value in scores.items():
             collected.setdefault(key, []).append(value)
         bar.update(len(photo))

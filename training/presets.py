@@ -10,7 +10,19 @@ each a dataclass. The named presets live in ``training/presets/*.json``
   sparsity weight 1e-8 (instead of 1e-5, which pushes specular maps to black);
 - ``improved`` — every suggested improvement: appearance in display space
   (gamma), an MS-SSIM term, the specular pseudo ground-truth term, and an
-  ASPP bottleneck.
+  ASPP bottleneck;
+- ``synthetic`` — supervised pretraining on rendered faces streamed during
+  training (:mod:`bioface_tf.data.stream`): the ground-truth terms of
+  :mod:`bioface_tf.supervision` plus a light appearance term;
+- ``hybrid`` — each batch mixes streamed rendered faces (with their ground
+  truth) and the user's unlabelled faces (``--data``) at a stated ratio
+  (``train.rendered_per_batch``), the paper's terms on all of them.
+
+``train.rendered_per_batch`` says how many faces of each batch are rendered
+on the fly (0: all come from ``--data``; ``batch_size``: no files needed);
+``train.init_from`` starts from a trained ``.keras`` model's weights
+(fine-tuning); ``train.learning_rate_decay`` is ``constant`` or ``cosine``
+(to 1 % of the rate over the whole run).
 
 Any field can be overridden by ``section.field=value`` (``value`` in JSON
 syntax, or a bare string):
@@ -72,6 +84,14 @@ class LossConfig:
     appearance_space: str = "linear"
     ms_ssim_filter_size: int = 7
     ms_ssim_filter_sigma: float = 1.0
+    gt_melanin: float = 0.0
+    gt_haemoglobin: float = 0.0
+    gt_shading: float = 0.0
+    gt_specular: float = 0.0
+    gt_camera: float = 0.0
+    gt_light: float = 0.0
+    gt_cct: float = 0.0
+    gt_pattern: float = 1.0
 
 
 @dataclasses.dataclass
@@ -90,6 +110,9 @@ class TrainConfig:
     distribute: str = "none"
     onednn: bool = True
     figure_samples: int = 4
+    rendered_per_batch: int = 0
+    learning_rate_decay: str = "constant"
+    init_from: str | None = None
 
 
 SECTIONS = {"model": ModelConfig, "loss": LossConfig, "train": TrainConfig}

@@ -181,3 +181,44 @@ def make_dataset(
     )
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+GROUND_TRUTH_FLAG = "gt_valid"
+
+
+def with_ground_truth_flag(dataset: tf.data.Dataset, image_size: int, present: bool) -> tf.data.Dataset:
+    """Give every batch a per-face ``gt_valid`` `(B,)` flag, and zero ``gt_*`` where absent.
+
+    ``present=True``: the batches hold ``gt_*`` (``make_dataset(...,
+    ground_truth=True)``), ``gt_valid`` is 1. ``present=False``: unlabelled
+    faces (CelebA, photos) get zero ``gt_*`` tensors of the right shapes and
+    ``gt_valid`` 0, so that they can share a batch with rendered faces and
+    the ground-truth terms skip them.
+    """
+
+    def flag(batch):
+        batch = dict(batch)
+        n = tf.shape(batch["image"])[0]
+        if not present:
+            for key in GROUND_TRUTH_MAPS:
+                batch[key] = tf.zeros((n, image_size, image_size, 1), tf.float32)
+            for key, d in GROUND_TRUTH_VECTORS.items():
+                batch[key] = tf.zeros((n, d), tf.float32)
+        batch[GROUND_TRUTH_FLAG] = tf.fill((n,), 1.0 if present else 0.0)
+        return batch
+
+    return dataset.map(flag, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def mix_batches(first: tf.data.Dataset, second: tf.data.Dataset) -> tf.data.Dataset:
+    """Concatenate two datasets batch by batch: ``(k + m, …)`` from ``(k, …)`` and ``(m, …)``.
+
+    Only the keys both hold are kept (e.g. ``specular_target`` only if both
+    have it). Both must be endless or of equal length.
+    """
+    keys = sorted(set(first.element_spec) & set(second.element_spec))
+
+    def concatenate(a, b):
+        return {key: tf.concat([a[key], b[key]], axis=0) for key in keys}
+
+    return tf.data.Dataset.zip(first, second).map(concatenate, num_parallel_calls=tf.data.AUTOTUNE)

@@ -13,6 +13,13 @@
 5. export the on-device renderer to TFLite when the converter is installed;
 6. write ``report.html`` linking all of it.
 
+When a shipped model is installed (:mod:`bioface_tf.pretrained`), the report
+shows it beside the demo's own short run, both evaluated on the same
+held-out faces. Map agreement is ``bioface evaluate``'s definition
+(:func:`map_agreement`): Pearson r per face inside the mask, averaged over
+faces — never pixels pooled over faces, which would count differences of
+skin type between faces as skill at the maps.
+
 The defaults finish in under 15 minutes on a 2-core CPU; ``faces`` and
 ``steps`` make it as small as a test needs.
 """
@@ -39,6 +46,13 @@ MELANIN_EDIT = 0.4
 HAEMOGLOBIN_EDIT = 0.3
 LOG_EVERY = 25
 STAGES = 6
+MAP_LABELS = {
+    "r_melanin": "melanin",
+    "r_haemoglobin": "haemoglobin",
+    "r_shading": "diffuse shading",
+    "r_specular": "specular shading",
+}
+"""Report labels of the map-agreement figures of :func:`training.evaluate.evaluate`."""
 DEMO_OVERRIDES = ("model.variant=mobile", "train.batch_size=16", "train.learning_rate=0.001")
 """The ``report`` preset (the known report's loss weights) for a few CPU minutes: the
 mobile network, small batches, a 100x higher learning rate."""
@@ -68,6 +82,16 @@ class TrainingLog:
     step_numbers: list[int]
     losses: list[float]
     stopped_by_time: bool
+
+
+@dataclasses.dataclass
+class ShippedModel:
+    """The shipped default model (:mod:`bioface_tf.pretrained`), loaded, with its card."""
+
+    name: str
+    path: pathlib.Path
+    model: object
+    card: dict
 
 
 @dataclasses.dataclass
@@ -216,18 +240,79 @@ def _ground_truth_table(faces_path, names: list[str]) -> list[list[str]]:
     return rows
 
 
-def _map_agreement(faces, faces_path) -> list[list[str]]:
-    """Correlation of estimated and true maps inside the masks, per map."""
-    from bioface_tf.data import CelebAFaces
+def map_agreement(params: dict[str, np.ndarray], truth: dict[str, np.ndarray], mask: np.ndarray
+                  ) -> dict[str, float]:
+    """Agreement of estimated and true maps, as ``bioface evaluate`` reports it.
 
-    with CelebAFaces([faces_path], image_size=None) as source:
-        truth = source.read(np.arange(len(faces)), ground_truth=True)
-    rows = [["map", "correlation with the truth (inside the masks)"]]
-    inside = faces.mask[..., 0] > 0.5
-    for key, label in (("fmel", "melanin"), ("fblood", "haemoglobin"), ("shading", "diffuse shading")):
-        estimate, true = faces.params[key][..., 0][inside], truth[f"gt_{key}"][..., 0][inside]
-        rows.append([label, f"{np.corrcoef(estimate, true)[0, 1]:+.2f}"])
+    Per map of :data:`training.evaluate.MAP_TRUTH`: the Pearson r inside the
+    mask of each face (:func:`training.evaluate.masked_pearson`), averaged
+    over faces with ``nanmean`` (faces where a map is constant are left out).
+
+    Args:
+        params: the estimated decoder inputs (``fmel``, ``fblood``,
+            ``shading``, ``specmask`` `(N, H, W, 1)`).
+        truth: the ``gt_*`` maps `(N, H, W, 1)` of the same faces.
+        mask: `(N, H, W, 1)` face masks.
+
+    Returns:
+        ``{"r_melanin": …, "r_haemoglobin": …, "r_shading": …, "r_specular": …}``.
+    """
+    import warnings
+
+    from training.evaluate import MAP_TRUTH, masked_pearson
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all faces constant: NaN, as evaluate gives
+        return {
+            key: float(np.nanmean(masked_pearson(params[name], truth[gt], mask)))
+            for key, (name, gt) in MAP_TRUTH.items()
+        }
+
+
+def _agreement_table(columns: dict[str, dict[str, float]]) -> list[list[str]]:
+    """Rows of map agreement (:func:`map_agreement`), a column per model."""
+    rows = [["map", *columns]]
+    for key, label in MAP_LABELS.items():
+        rows.append([label, *(_signed(scores.get(key, float("nan"))) for scores in columns.values())])
     return rows
+
+
+def _signed(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{value:+.2f}"
+
+
+def shipped_model() -> ShippedModel | None:
+    """The shipped default model and its card, or None when none is installed.
+
+    Raises:
+        BioFaceError: a shipped model is installed but cannot be loaded.
+    """
+    from bioface_tf import pretrained
+    from bioface_tf.analysis import load_model
+
+    try:
+        path = pretrained.model_path()
+    except BioFaceError:
+        return None
+    try:
+        card = pretrained.card()
+    except BioFaceError as err:
+        card = {"note": str(err)}
+    return ShippedModel(pretrained.DEFAULT_MODEL, path, load_model(path), card)
+
+
+def _card_text(card: dict) -> list[str]:
+    """The card's fields as report paragraphs, one per field."""
+    from bioface_tf.pretrained import CARD_FIELDS
+
+    def text(value):
+        if isinstance(value, dict):
+            return ", ".join(f"{k} {text(v)}" for k, v in value.items())
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    keys = [k for k in CARD_FIELDS if k in card and k != "training_command"]
+    keys += [k for k in card if k not in CARD_FIELDS]
+    return [f"{k.replace('_', ' ').capitalize()}: {text(card[k])}." for k in keys]
 
 
 def run_demo(
@@ -261,6 +346,7 @@ def run_demo(
 
     started = time.perf_counter()
     out = pathlib.Path(out)
+    shipped = shipped_model()
     data_dir = out / "data"
     written: dict[str, pathlib.Path] = {}
     done = 0
@@ -294,8 +380,14 @@ def run_demo(
     stage(f"analysed {len(run.names)} faces")
 
     with CelebAFaces([test_path], image_size=None) as source:
-        held_out = source.read(np.arange(len(source)))
+        held_out = source.read(np.arange(len(source)), ground_truth=True)
     analysed = analyse(model, held_out["image"], held_out["mask"])
+    agreement = {f"this run ({log.steps} steps)": map_agreement(analysed.params, held_out, analysed.mask)}
+    if shipped is not None:
+        scores, shipped_figure, shipped_note = _compare_shipped(shipped, held_out, run.names, out)
+        if scores is not None:
+            agreement[f"shipped {shipped.name}"] = scores
+            written[f"shipped {shipped.name} figure grid"] = shipped_figure
     shown = analysed.head(EDIT_ROWS)
     names = run.names[: len(shown)]
     decoder = decoder_of(model)
@@ -342,10 +434,14 @@ def run_demo(
         "map value in [-1, 1] and the volume fraction), diffuse and specular shading (grey, each face "
         "scaled to its 99th percentile). Each face's folder holds these images, the diffuse albedo, "
         "params.json (illuminant and camera) and maps.npz.",
+        f"Agreement with the true maps (table): Pearson r per face inside the mask, averaged over "
+        f"{len(analysed)} faces, as bioface evaluate reports it (pixels are not pooled over faces).",
         figures=[(run.figure, "figure grid")],
-        table=_map_agreement(analysed, test_path),
+        table=_agreement_table(agreement),
         links=[(analysis_dir / n, n) for n in run.names],
     )
+    if shipped is not None:
+        _shipped_section(report, shipped, written.get(f"shipped {shipped.name} figure grid"), shipped_note)
     report.section("Illuminant and camera: estimate / truth", table=_ground_truth_table(
         test_path, [str(analysis_dir / n) for n in run.names]))
     report.section(
@@ -367,6 +463,41 @@ def run_demo(
     written["report"] = report.write(out / "report.html")
     stage("report written")
     return DemoResult(written, elapsed, log)
+
+
+def _compare_shipped(
+    shipped: ShippedModel, held_out: dict, names: list[str], out: pathlib.Path
+) -> tuple[dict[str, float] | None, pathlib.Path | None, str]:
+    """Analyse the held-out faces with the shipped model.
+
+    Returns:
+        ``(its map agreement, its figure grid, "")``, or ``(None, None, why
+        not)`` when it works at another size than the held-out faces.
+    """
+    from bioface_tf import figures
+    from bioface_tf.analysis import analyse
+
+    size = shipped.model.image_size
+    if size != IMAGE_SIZE:
+        return None, None, (f"Not compared: it analyses {size}x{size} faces, the held-out faces are "
+                            f"{IMAGE_SIZE}x{IMAGE_SIZE}.")
+    faces = analyse(shipped.model, held_out["image"], held_out["mask"])
+    figure = figures.write_png(out / "shipped_model_figure.png", figures.analysis_grid(faces, names))
+    return map_agreement(faces.params, held_out, faces.mask), figure, ""
+
+
+def _shipped_section(report, shipped: ShippedModel, figure: pathlib.Path | None, note: str) -> None:
+    """The report's section on the shipped model: what it is (its card) and its figure grid."""
+    report.section(
+        f"The shipped model ({shipped.name})",
+        f"The model that ships with the package ({shipped.path}); bioface analyze, edit, evaluate and export "
+        "use it when --model is omitted. Analysed on the same held-out faces: its map agreement is the "
+        "last column of the table above.",
+        *([note] if note else []),
+        *_card_text(shipped.card),
+        figures=[(figure, f"{shipped.name}: figure grid")] if figure else [],
+        code=shipped.card.get("training_command"),
+    )
 
 
 def _machine() -> str:

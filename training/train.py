@@ -23,16 +23,22 @@ import keras
 import tensorflow as tf
 
 from bioface_tf.data import CelebAFaces
-from bioface_tf.data.pipeline import make_dataset
+from bioface_tf.data.celeba import GROUND_TRUTH
+from bioface_tf.data.pipeline import GROUND_TRUTH_FLAG, make_dataset, mix_batches, with_ground_truth_flag
 from bioface_tf.errors import BioFaceError
 from bioface_tf.losses import BioFaceLoss
 from bioface_tf.model import BioFaceNet, build_bioface
 from training.callbacks import standard_callbacks
+from training.evaluate import load_trained
 from training.presets import Preset
 
-TARGETS = ("srgb", "mask", "shading", "shading_valid", "specular_target")
+TARGETS = ("srgb", "mask", "shading", "shading_valid", "specular_target", GROUND_TRUTH_FLAG, *GROUND_TRUTH)
 MIXED_PRECISION = ("auto", "on", "off")
 DISTRIBUTE = ("none", "mirrored")
+LR_DECAY = ("constant", "cosine")
+FINAL_LR_FRACTION = 0.01
+DEFAULT_STREAM_STEPS = 500
+EVALUATION_ONLY_FAMILY = "eval_faces"
 
 
 def training_pairs(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -75,7 +81,30 @@ def dtype_policy(mixed: bool):
         keras.config.set_dtype_policy(previous)
 
 
-def build_and_compile(preset: Preset) -> BioFaceNet:
+def learning_rate(settings, total_steps: int):
+    """The preset's learning rate: a constant, or cosine decay to 1 % over ``total_steps``."""
+    if settings.learning_rate_decay not in LR_DECAY:
+        raise BioFaceError(f"train.learning_rate_decay must be one of {LR_DECAY}, got {settings.learning_rate_decay!r}")
+    if settings.learning_rate_decay == "constant":
+        return settings.learning_rate
+    return keras.optimizers.schedules.CosineDecay(settings.learning_rate, total_steps, alpha=FINAL_LR_FRACTION)
+
+
+def initialise_from(model: BioFaceNet, path) -> None:
+    """Copy a trained model's weights into ``model`` (fine-tuning); same architecture needed."""
+    source = load_trained(path)
+    mine, theirs = model.get_weights(), source.get_weights()
+    shapes = lambda ws: [w.shape for w in ws]
+    if shapes(mine) != shapes(theirs):
+        raise BioFaceError(
+            f"{path}: its network ({source.name}, {source.count_params():,} parameters, input "
+            f"{source.input_shape[1:]}) differs from the preset's ({model.name}, {model.count_params():,}, "
+            f"{model.input_shape[1:]}); use the same model.variant and model.image_size"
+        )
+    model.set_weights(theirs)
+
+
+def build_and_compile(preset: Preset, total_steps: int = 1) -> BioFaceNet:
     """The preset's model, compiled with its optimiser and loss terms."""
     model = build_bioface(
         preset.model.image_size,
@@ -84,8 +113,10 @@ def build_and_compile(preset: Preset) -> BioFaceNet:
         preprocessing=preset.train.preprocessing,
         **preset.model.backbone_options(),
     )
+    if preset.train.init_from:
+        initialise_from(model, preset.train.init_from)
     model.compile(
-        optimizer=keras.optimizers.Adam(preset.train.learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate(preset.train, total_steps)),
         loss=BioFaceLoss(**vars(preset.loss)),
         jit_compile=preset.train.jit_compile,
     )
@@ -93,6 +124,27 @@ def build_and_compile(preset: Preset) -> BioFaceNet:
 
 
 def _check_data(preset: Preset, faces) -> None:
+    rendered = preset.train.rendered_per_batch
+    if not 0 <= rendered <= preset.train.batch_size:
+        raise BioFaceError(
+            f"train.rendered_per_batch must be between 0 and the batch size {preset.train.batch_size}, got {rendered}"
+        )
+    if faces is None:
+        if rendered < preset.train.batch_size:
+            raise BioFaceError(
+                f"preset '{preset.name}' takes {preset.train.batch_size - rendered} faces of each batch from "
+                "files: give them with --data, or set train.rendered_per_batch to the batch size"
+            )
+        if preset.loss.specular_target > 0:
+            raise BioFaceError("the specular pseudo ground-truth term needs --data files with sidecars")
+        return
+    for file in faces.files:
+        with h5py.File(file.images, "r") as handle:
+            if handle.attrs.get("family") == EVALUATION_ONLY_FAMILY:
+                raise BioFaceError(
+                    f"{file.images}: this file is of the evaluation-only face family ({EVALUATION_ONLY_FAMILY}); "
+                    "it must never be trained or tuned on. Train on 'bioface synth' faces or CelebA instead"
+                )
     if preset.loss.specular_target > 0 and not faces.has_specular_targets:
         missing = " ".join(str(f.images) for f in faces.files if f.specular is None)
         raise BioFaceError(
@@ -100,8 +152,50 @@ def _check_data(preset: Preset, faces) -> None:
             f"beside the data; make them with 'bioface specular-targets {missing}', or train without "
             "the term with --set loss.specular_target=0"
         )
-    if preset.train.batch_size > len(faces):
-        raise BioFaceError(f"{len(faces)} faces cannot fill one batch of {preset.train.batch_size}")
+    if preset.train.batch_size - rendered > len(faces):
+        raise BioFaceError(f"{len(faces)} faces cannot fill one batch of {preset.train.batch_size - rendered}")
+
+
+def training_batches(preset: Preset, faces, figure: bool = False) -> tf.data.Dataset:
+    """Endless batches for ``fit``: rendered faces, file faces, or both mixed per batch.
+
+    Every batch carries ``gt_valid`` `(B,)` and ``gt_*`` (zeros for faces
+    without ground truth); rendered faces come first in a mixed batch.
+    ``figure=True``: an unshuffled, unflipped source for the epoch figure.
+    """
+    settings = preset.train
+    rendered = settings.rendered_per_batch
+    from_files = settings.batch_size - rendered
+    parts = []
+    if rendered:
+        from bioface_tf.data.stream import make_stream_dataset
+
+        parts.append(
+            make_stream_dataset(
+                rendered,
+                image_size=preset.model.image_size,
+                seed=settings.seed + (7919 if figure else 0),
+                preprocessing=settings.preprocessing,
+                flip=settings.flip and not figure,
+            )
+        )
+    if from_files:
+        truth = faces.has_ground_truth
+        files = make_dataset(
+            faces,
+            batch_size=from_files,
+            preprocessing=settings.preprocessing,
+            flip=settings.flip and not figure,
+            shuffle=not figure,
+            seed=settings.seed,
+            drop_remainder=True,
+            validate=not figure,
+            ground_truth=truth,
+            specular_target=preset.loss.specular_target > 0,
+        )
+        parts.append(with_ground_truth_flag(files, preset.model.image_size, truth).repeat())
+    dataset = parts[0] if len(parts) == 1 else mix_batches(*parts)
+    return dataset
 
 
 def _prepare_out_dir(out_dir: pathlib.Path, preset: Preset) -> None:
@@ -147,7 +241,8 @@ def train(
     Args:
         preset: the configuration (see :mod:`training.presets`).
         data: HDF5 face files or glob patterns (CelebA ``zx_7`` layout or
-            ``bioface synth`` output).
+            ``bioface synth`` output); may be empty when every face of a
+            batch is rendered on the fly (``train.rendered_per_batch``).
         out_dir: gets ``config.json``, ``model.keras`` (every epoch and at
             the end), ``log.csv`` (loss and every term per epoch),
             ``figures/epoch_NNN.png``, ``tensorboard/``; ``backup/`` exists
@@ -163,36 +258,27 @@ def train(
     """
     out_dir = pathlib.Path(out_dir)
     settings = preset.train
-    faces = CelebAFaces(data, image_size=preset.model.image_size)
+    faces = CelebAFaces(data, image_size=preset.model.image_size) if data else None
     _check_data(preset, faces)
     _prepare_out_dir(out_dir, preset)
     keras.utils.set_random_seed(settings.seed)
 
     strategy = distribution_strategy(settings.distribute)
-    dataset = make_dataset(
-        faces,
-        batch_size=settings.batch_size,
-        preprocessing=settings.preprocessing,
-        flip=settings.flip,
-        seed=settings.seed,
-        drop_remainder=True,
-        specular_target=preset.loss.specular_target > 0,
-    )
-    steps = settings.steps_per_epoch or len(faces) // settings.batch_size
-    pairs = training_pairs(dataset).repeat()
-    shown = make_dataset(
-        faces,
-        batch_size=min(settings.figure_samples, len(faces)),
-        preprocessing=settings.preprocessing,
-        flip=False,
-        shuffle=False,
-        validate=False,
-        specular_target=preset.loss.specular_target > 0,
-    )
-    figure_batch = next(iter(training_pairs(shown))) if settings.figure_samples > 0 else None
+    if settings.steps_per_epoch:
+        steps = settings.steps_per_epoch
+    elif settings.rendered_per_batch < settings.batch_size:
+        steps = len(faces) // (settings.batch_size - settings.rendered_per_batch)
+    else:
+        steps = DEFAULT_STREAM_STEPS
+    pairs = training_pairs(training_batches(preset, faces))
+    figure_batch = None
+    if settings.figure_samples > 0:
+        shown = training_pairs(training_batches(preset, faces, figure=True))
+        image, targets = next(iter(shown))
+        figure_batch = (image[: settings.figure_samples], {k: v[: settings.figure_samples] for k, v in targets.items()})
 
     with dtype_policy(wants_mixed_precision(settings.mixed_precision)), strategy.scope():
-        model = build_and_compile(preset)
+        model = build_and_compile(preset, total_steps=settings.epochs * steps)
         if progress is None:
             progress = sys.stdout.isatty()
         history = model.fit(

@@ -6,15 +6,25 @@ from __future__ import annotations
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train BioFaceNet (presets paper, report, improved); resumes an interrupted run",
+        help="train BioFaceNet (presets paper, report, improved, synthetic, hybrid); resumes an interrupted run",
         description=(
             "Train BioFaceNet with model.fit on HDF5 face files (CelebA zx_7 layout or "
-            "'bioface synth' output). OUT gets model.keras, log.csv, figures/ and "
+            "'bioface synth' output), on faces rendered on the fly (preset synthetic), or on both "
+            "mixed in every batch (preset hybrid). OUT gets model.keras, log.csv, figures/ and "
             "tensorboard/; rerunning the same command resumes an interrupted run."
         ),
     )
-    parser.add_argument("--data", nargs="+", required=True, metavar="FILE", help="HDF5 face files or glob patterns")
-    parser.add_argument("--preset", default="report", help="paper, report, improved or a preset JSON file (default: report)")
+    parser.add_argument(
+        "--data", nargs="+", default=[], metavar="FILE",
+        help="HDF5 face files or glob patterns (not needed when every face is rendered: preset synthetic)",
+    )
+    parser.add_argument(
+        "--preset", default="report",
+        help="paper, report, improved, synthetic, hybrid or a preset JSON file (default: report)",
+    )
+    parser.add_argument(
+        "--init-from", metavar="MODEL", help="start from a trained .keras model's weights (train.init_from)"
+    )
     parser.add_argument("--model", choices=("full", "mobile"), help="network variant (overrides model.variant)")
     parser.add_argument("--epochs", type=int, help="overrides train.epochs")
     parser.add_argument("--steps", type=int, help="steps per epoch (overrides train.steps_per_epoch)")
@@ -42,6 +52,8 @@ def overrides_from(args) -> list[str]:
         overrides.append(f"train.batch_size={args.batch_size}")
     if args.xla:
         overrides.append("train.jit_compile=true")
+    if args.init_from:
+        overrides.append(f"train.init_from={args.init_from}")
     return overrides + list(args.set)
 
 

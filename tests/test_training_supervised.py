@@ -21,6 +21,8 @@ SMALL = [
     "train.figure_samples=0",
     "train.steps_per_epoch=4",
     "train.epochs=1",
+    "train.agreement_faces=4",
+    "train.batch_norm_recalibration=2",
 ]
 FILES_ONLY = SMALL + ["train.rendered_per_batch=0"]
 
@@ -48,6 +50,8 @@ def test_synthetic_terms_train_from_files_that_hold_truth(rendered, tmp_path):
     row = _log(tmp_path / "run")[-1]
     for term in ("gt_melanin", "gt_haemoglobin", "gt_shading", "gt_specular", "gt_camera", "gt_light", "gt_cct"):
         assert float(row[term]) > 0, term
+    for key in ("val_r_melanin", "val_r_haemoglobin", "val_melanin_mean_err", "elapsed_s"):
+        assert np.isfinite(float(row[key])), key
 
 
 def test_faces_without_truth_get_a_zero_flag_and_zero_truth(unlabelled):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import time
 
 import keras
 import numpy as np
@@ -69,17 +70,92 @@ class TensorBoardScalars(keras.callbacks.Callback):
             self._writer.close()
 
 
-def standard_callbacks(out_dir: pathlib.Path, figure_batch=None, tensorboard: bool = True) -> list:
+class PreciseBatchNorm(keras.callbacks.Callback):
+    """After every epoch, give the batch norms the statistics of the current weights.
+
+    See :func:`bioface_tf.model.blocks.recalibrate_batch_norm`: without it
+    the saved model (and any per-epoch evaluation) normalises with moving
+    averages that trail the weights. Runs before the checkpoint is written.
+
+    Args:
+        batches: a ``tf.data.Dataset`` of ``(image, targets)`` training pairs.
+        steps: batches averaged.
+    """
+
+    def __init__(self, batches, steps: int = 20):
+        super().__init__()
+        self.batches = batches
+        self.steps = int(steps)
+
+    def on_epoch_end(self, epoch, logs=None):
+        from bioface_tf.model.blocks import recalibrate_batch_norm
+
+        recalibrate_batch_norm(self.model, (image for image, _ in self.batches.take(self.steps)))
+
+
+class GroundTruthAgreement(keras.callbacks.Callback):
+    """After every epoch, map agreement on fixed held-out rendered faces, into the logs.
+
+    Adds ``val_r_melanin``, ``val_r_haemoglobin``, ``val_r_shading``,
+    ``val_r_specular``, ``val_melanin_mean_err``, ``val_haemoglobin_mean_err``
+    (``bioface evaluate``'s definitions: per face inside the mask, then
+    averaged) and ``elapsed_s`` (wall-clock seconds since training began),
+    so that ``log.csv`` shows the time to reach a given quality. The faces
+    come from the training generator with another seed: they measure
+    learning, not transfer (that is what the evaluation-only family is for).
+
+    Args:
+        image: (N, H, W, 3) network inputs.
+        truth: dict with ``mask`` and ``gt_fmel``, ``gt_fblood``,
+            ``gt_shading``, ``gt_specmask`` (N, H, W, 1).
+    """
+
+    def __init__(self, image, truth):
+        super().__init__()
+        self.image = np.asarray(image)
+        self.truth = {k: np.asarray(v) for k, v in truth.items()}
+        self._start = None
+
+    def on_train_begin(self, logs=None):
+        self._start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        from training.evaluate import MAP_TRUTH, MEAN_TRUTH, masked_mean_error, masked_pearson
+
+        if logs is None:
+            return
+        out = self.model(self.image, training=False)
+        mask = self.truth["mask"]
+        for key, (name, gt) in MAP_TRUTH.items():
+            logs[f"val_{key}"] = float(np.nanmean(masked_pearson(np.asarray(out[name]), self.truth[gt], mask)))
+        for key, (name, gt) in MEAN_TRUTH.items():
+            logs[f"val_{key}"] = float(np.nanmean(masked_mean_error(np.asarray(out[name]), self.truth[gt], mask)))
+        logs["elapsed_s"] = time.monotonic() - self._start
+
+
+def standard_callbacks(
+    out_dir: pathlib.Path,
+    figure_batch=None,
+    tensorboard: bool = True,
+    agreement_batch=None,
+    calibration=None,
+    calibration_steps: int = 20,
+) -> list:
     """Resume, NaN guard, CSV and TensorBoard logs, ``.keras`` checkpoint, figures.
 
     Layout of ``out_dir``: ``model.keras`` (saved after every epoch),
     ``log.csv``, ``figures/``, ``tensorboard/`` and, while a run is
     unfinished, ``backup/`` (what :class:`keras.callbacks.BackupAndRestore`
-    resumes from).
+    resumes from). ``agreement_batch`` ``(image, truth)``: log map
+    agreement on those faces every epoch (:class:`GroundTruthAgreement`).
+    ``calibration`` (training pairs): recalibrate batch norm every epoch
+    before the checkpoint (:class:`PreciseBatchNorm`).
     """
     callbacks = [
         keras.callbacks.BackupAndRestore(str(out_dir / "backup")),
         keras.callbacks.TerminateOnNaN(),
+        *([PreciseBatchNorm(calibration, calibration_steps)] if calibration is not None and calibration_steps else []),
+        *([GroundTruthAgreement(*agreement_batch)] if agreement_batch is not None else []),
         keras.callbacks.CSVLogger(str(out_dir / "log.csv"), append=True),
         keras.callbacks.ModelCheckpoint(str(out_dir / "model.keras")),
     ]

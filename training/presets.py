@@ -20,7 +20,11 @@ each a dataclass. The named presets live in ``training/presets/*.json``
 
 ``train.rendered_per_batch`` says how many faces of each batch are rendered
 on the fly (0: all come from ``--data``; ``batch_size``: no files needed);
-``train.init_from`` starts from a trained ``.keras`` model's weights
+``train.batch_norm_recalibration`` batches recalibrate the batch norms'
+statistics after every epoch, before the checkpoint (0: off);
+``train.rendered_pool`` (0: fresh faces for every batch) renders that many
+faces once and draws shuffled batches from them, for CPUs where rendering is
+slower than training; ``train.init_from`` starts from a trained ``.keras`` model's weights
 (fine-tuning); ``train.learning_rate_decay`` is ``constant`` or ``cosine``
 (to 1 % of the rate over the whole run).
 
@@ -113,6 +117,9 @@ class TrainConfig:
     rendered_per_batch: int = 0
     learning_rate_decay: str = "constant"
     init_from: str | None = None
+    agreement_faces: int = 50
+    rendered_pool: int = 0
+    batch_norm_recalibration: int = 20
 
 
 SECTIONS = {"model": ModelConfig, "loss": LossConfig, "train": TrainConfig}

@@ -23,10 +23,11 @@ import keras
 import tensorflow as tf
 
 from bioface_tf.data import CelebAFaces
-from bioface_tf.data.celeba import GROUND_TRUTH
+from bioface_tf.data.celeba import GROUND_TRUTH, GROUND_TRUTH_MAPS
 from bioface_tf.data.pipeline import GROUND_TRUTH_FLAG, make_dataset, mix_batches, with_ground_truth_flag
 from bioface_tf.errors import BioFaceError
 from bioface_tf.losses import BioFaceLoss
+from bioface_tf.supervision import GT_TERMS
 from bioface_tf.model import BioFaceNet, build_bioface
 from training.callbacks import standard_callbacks
 from training.evaluate import load_trained
@@ -39,6 +40,8 @@ LR_DECAY = ("constant", "cosine")
 FINAL_LR_FRACTION = 0.01
 DEFAULT_STREAM_STEPS = 500
 EVALUATION_ONLY_FAMILY = "eval_faces"
+HELD_OUT_SEED_OFFSET = 1_000_003
+FIGURE_SEED_OFFSET = 7919
 
 
 def training_pairs(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -123,6 +126,29 @@ def build_and_compile(preset: Preset, total_steps: int = 1) -> BioFaceNet:
     return model
 
 
+def pooled(stream: tf.data.Dataset, pool: int, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Render ``pool`` faces once, keep them in memory, and draw shuffled batches from them.
+
+    For a CPU where rendering is slower than training: the first epoch
+    waits for the pool (a progress bar is not shown; about ``pool / 30``
+    seconds on 2 cores), after which batches cost nothing to make.
+    """
+    faces = stream.unbatch().take(pool).cache()
+    return faces.shuffle(pool, seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size, drop_remainder=True)
+
+
+def held_out_rendered(preset: Preset, count: int) -> tuple:
+    """``(image, truth)`` of ``count`` rendered faces no training batch holds (another seed)."""
+    from bioface_tf.data.stream import make_stream_dataset
+
+    faces = make_stream_dataset(
+        count, image_size=preset.model.image_size, seed=preset.train.seed + HELD_OUT_SEED_OFFSET,
+        preprocessing=preset.train.preprocessing,
+    )
+    batch = next(iter(faces))
+    return batch["image"], {k: batch[k] for k in ("mask", *GROUND_TRUTH_MAPS)}
+
+
 def _check_data(preset: Preset, faces) -> None:
     rendered = preset.train.rendered_per_batch
     if not 0 <= rendered <= preset.train.batch_size:
@@ -170,15 +196,16 @@ def training_batches(preset: Preset, faces, figure: bool = False) -> tf.data.Dat
     if rendered:
         from bioface_tf.data.stream import make_stream_dataset
 
-        parts.append(
-            make_stream_dataset(
-                rendered,
-                image_size=preset.model.image_size,
-                seed=settings.seed + (7919 if figure else 0),
-                preprocessing=settings.preprocessing,
-                flip=settings.flip and not figure,
-            )
+        stream = make_stream_dataset(
+            rendered,
+            image_size=preset.model.image_size,
+            seed=settings.seed + (FIGURE_SEED_OFFSET if figure else 0),
+            preprocessing=settings.preprocessing,
+            flip=settings.flip and not figure,
         )
+        if settings.rendered_pool and not figure:
+            stream = pooled(stream, settings.rendered_pool, rendered, settings.seed)
+        parts.append(stream)
     if from_files:
         truth = faces.has_ground_truth
         files = make_dataset(
@@ -271,11 +298,14 @@ def train(
     else:
         steps = DEFAULT_STREAM_STEPS
     pairs = training_pairs(training_batches(preset, faces))
-    figure_batch = None
+    figure_batch = agreement_batch = None
     if settings.figure_samples > 0:
         shown = training_pairs(training_batches(preset, faces, figure=True))
         image, targets = next(iter(shown))
         figure_batch = (image[: settings.figure_samples], {k: v[: settings.figure_samples] for k, v in targets.items()})
+    supervised = any(getattr(preset.loss, name) > 0 for name in GT_TERMS)
+    if settings.agreement_faces > 0 and (settings.rendered_per_batch > 0 or supervised):
+        agreement_batch = held_out_rendered(preset, settings.agreement_faces)
 
     with dtype_policy(wants_mixed_precision(settings.mixed_precision)), strategy.scope():
         model = build_and_compile(preset, total_steps=settings.epochs * steps)
@@ -285,7 +315,14 @@ def train(
             pairs,
             epochs=settings.epochs,
             steps_per_epoch=steps,
-            callbacks=standard_callbacks(out_dir, figure_batch, tensorboard=tensorboard),
+            callbacks=standard_callbacks(
+                out_dir,
+                figure_batch,
+                tensorboard=tensorboard,
+                agreement_batch=agreement_batch,
+                calibration=training_pairs(training_batches(preset, faces, figure=True)),
+                calibration_steps=settings.batch_norm_recalibration,
+            ),
             verbose=1 if progress else 2,
             shuffle=False,
         )

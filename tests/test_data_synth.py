@@ -8,6 +8,7 @@ import tensorflow as tf
 from bioface_tf.cli import main
 from bioface_tf.data.celeba import CelebAFaces
 from bioface_tf.data.pipeline import make_dataset
+from bioface_tf.data.stream import render_batch
 from bioface_tf.physics import PhysicsDecoder
 
 N, SIZE = 6, 32
@@ -47,17 +48,24 @@ def test_layout_and_ground_truth_ranges(synth_file):
     assert max(gt["gt_specmask"][i][mask[i]].max() for i in range(N)) > 0.05, "highlights present"
 
 
-def test_reader_loads_it_and_its_shading_is_the_ground_truth(synth_file):
+def test_reader_loads_it_and_its_shading_is_the_sh_fit_of_the_ground_truth(synth_file):
     with CelebAFaces([synth_file], image_size=SIZE) as faces:
         assert faces.files[0].normal_encoding == "signed" and faces.has_ground_truth
         batch = faces.read(range(N), ground_truth=True)
     inside = batch["mask"] > 0.5
-    np.testing.assert_allclose(batch["shading"][inside], batch["gt_shading"][inside], rtol=1e-5, atol=1e-6)
+    streamed = render_batch(3, N, SIZE)
+    np.testing.assert_allclose(batch["shading"], streamed["shading"], rtol=1e-5, atol=1e-6)
+    correlations = []
+    for i in range(N):
+        pseudo, exact = batch["shading"][i][inside[i]], batch["gt_shading"][i][inside[i]]
+        correlations.append(np.corrcoef(pseudo, exact)[0, 1])
+        assert abs(pseudo.mean() - exact.mean()) < 0.05 * exact.mean() + 0.01, "least squares keeps the mean"
+    assert min(correlations) > 0.5 and np.median(correlations) > 0.8, "the SH fit follows the rendered shading"
     norms = np.linalg.norm(batch["normals"][inside[..., 0]], axis=-1)
     np.testing.assert_allclose(norms, 1.0, atol=1e-4)
 
 
-def test_image_is_the_decoder_rendering_of_the_ground_truth_plus_noise(synth_file):
+def test_image_is_the_decoder_rendering_of_the_ground_truth_through_a_camera(synth_file):
     with h5py.File(synth_file, "r") as f:
         image = f["zx_7"][:, :3].transpose(0, 2, 3, 1)
         mask = f["zx_7"][:, 6] > 0.5
@@ -73,9 +81,16 @@ def test_image_is_the_decoder_rendering_of_the_ground_truth_plus_noise(synth_fil
                         [1, 1, 1, 1], "SAME", "NHWC", [1, 1, 1, 1]).numpy()[0, ..., 0] > 0.5
         for m in mask
     ])
-    residual = srgb_to_linear(image)[interior] - np.clip(expected, 0, 1)[interior]
-    assert abs(residual.mean()) < 0.01, "no bias beyond noise"
-    assert 0.0005 < residual.std() < 0.05, "sensor noise present, and small"
+    for i in range(N):
+        observed, rendered = srgb_to_linear(image[i])[interior[i]], np.clip(expected[i], 0, 1)[interior[i]]
+        gain = (observed * rendered).sum(axis=0) / (rendered * rendered).sum(axis=0)
+        assert np.all((gain > 0.55) & (gain < 1.9)), "exposure and white-balance error, per channel"
+        residual = observed - gain * rendered
+        assert abs(residual.mean()) < 0.01, "no bias beyond exposure and white balance"
+        assert 0.0005 < residual.std() < 0.05, "blur, noise and compression present, and small"
+    noise_free = render_batch(3, N, SIZE, sensor=False)
+    inside = noise_free["mask"][..., 0] > 0.5
+    np.testing.assert_allclose(srgb_to_linear(noise_free["srgb"])[inside], np.clip(expected, 0, 1)[inside], atol=2e-3)
 
 
 def test_same_seed_same_faces(tmp_path, synth_file):

@@ -44,10 +44,10 @@ Example:
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import functools
 import itertools
-import queue
-import threading
 import types
 
 import cv2
@@ -55,7 +55,6 @@ import numpy as np
 import tensorflow as tf
 
 from bioface_tf.data import shading as sh_shading
-from bioface_tf.data.synth import random_illuminant
 from bioface_tf.physics import srgb_encode
 
 try:
@@ -65,18 +64,35 @@ except ImportError:  # pragma: no cover
         return tensors
 
 N_ILLUMINANTS = 14
+DAYLIGHT, INCANDESCENT = 1, 0
 SHADING_FLOOR = 1e-3
 REFERENCE_ASPECT = 1.3
 BLUR_TAPS = 5
 SH_RIDGE = 1e-4
-GEOMETRY_ITERATIONS = 2
+GEOMETRY_ITERATIONS = 1
 SHADOW_STEPS = (0.12,)
 BLOCK = 32
 N_BACKGROUND_BOXES = 3
 
+LATTICES = {
+    "mel": (7, 7),
+    "mel_fine": (17, 17),
+    "blood": (7, 7),
+    "freckles": (36, 36),
+    "moles": (18, 18),
+    "vessels": (14, 14),
+    "stubble": (44, 44),
+    "hair": (8, 60),
+    "background_0": (6, 6),
+    "background_1": (6, 6),
+    "background_2": (6, 6),
+    "sensor": (0, 0),
+}
 MAPS = ("fmel", "fblood", "shading", "specmask")
 VECTORS = {"b": 2, "light_weights": N_ILLUMINANTS, "cct": 1}
 
+SKIN_BANDS = np.array([[-0.9, -0.3], [-0.3, 0.3], [0.3, 0.85]])
+SKIN_BAND_ODDS = np.array([0.45, 0.3, 0.25])
 HAIR_COLOURS = np.array(
     [
         [0.010, 0.008, 0.007],
@@ -96,191 +112,211 @@ IRIS_COLOURS = np.array(
 IRIS_COLOUR_ODDS = np.array([0.4, 0.25, 0.15, 0.1, 0.1])
 
 
-# ----------------------------------------------------------------------------- per-face numbers
+# ----------------------------------------------------------------------------- the numbers of a block of faces
 
 
-def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """`(3, 3)` rotation, face coordinates → camera coordinates (angles in radians)."""
+def _rotation(yaw, pitch, roll) -> np.ndarray:
+    """`(n, 3, 3)` rotations, face coordinates → camera coordinates (angles `(n,)` in radians)."""
+    one, zero = np.ones_like(yaw), np.zeros_like(yaw)
     cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rx = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
-    rz = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
+    ry = np.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], -1).reshape(-1, 3, 3)
+    rx = np.stack([one, zero, zero, zero, cp, -sp, zero, sp, cp], -1).reshape(-1, 3, 3)
+    rz = np.stack([cr, -sr, zero, sr, cr, zero, zero, zero, one], -1).reshape(-1, 3, 3)
     return rz @ ry @ rx
 
 
-def _direction(azimuth: float, elevation: float) -> np.ndarray:
-    """Unit vector `(3,)` towards a light, camera frame; azimuth 0 is the camera."""
-    return np.array([np.sin(azimuth) * np.cos(elevation), np.sin(elevation), np.cos(azimuth) * np.cos(elevation)])
+def _direction(azimuth, elevation) -> np.ndarray:
+    """Unit vectors `(n, 3)` towards lights, camera frame; azimuth 0 is the camera."""
+    return np.stack(
+        [np.sin(azimuth) * np.cos(elevation), np.sin(elevation), np.cos(azimuth) * np.cos(elevation)], -1
+    )
 
 
-def _pose(rng) -> dict:
-    yaw, pitch, roll = np.radians([rng.normal(0, 18), rng.uniform(-16, 16), rng.uniform(-12, 12)])
-    yaw = np.clip(yaw, -np.radians(50), np.radians(50))
+def _sometimes(rng, n, odds, low, high):
+    """`(n,)`: uniform in [low, high) with probability ``odds``, else 0."""
+    return (rng.random(n) < odds) * rng.uniform(low, high, n)
+
+
+def _pose(rng, n) -> dict:
+    yaw = np.clip(rng.normal(0.0, 18.0, n), -50.0, 50.0)
+    pitch, roll = rng.uniform(-16, 16, n), rng.uniform(-12, 12, n)
+    yaw, pitch, roll = np.radians(yaw), np.radians(pitch), np.radians(roll)
     return {
         "rotation": _rotation(yaw, pitch, roll),
         "roll": roll,
-        "scale": rng.uniform(0.46, 0.62),
-        "centre": np.array([rng.uniform(-0.08, 0.08), rng.uniform(-0.1, 0.06)]),
+        "scale": rng.uniform(0.5, 0.66, n),
+        "centre": np.stack([rng.uniform(-0.08, 0.08, n), rng.uniform(-0.08, 0.08, n)], -1),
     }
 
 
-def _shape(rng) -> dict:
+def _shape(rng, n) -> dict:
     """Head proportions and the bumps of the face, in normalised face coordinates."""
+    u = functools.partial(rng.uniform, size=n)
     return {
-        "aspect": rng.uniform(1.2, 1.45),
-        "depth": rng.uniform(0.8, 1.05),
-        "jaw": rng.uniform(0.08, 0.35),
-        "nose_height": rng.uniform(0.14, 0.32),
-        "nose_width": rng.uniform(0.06, 0.1),
-        "nose_tip": rng.uniform(-0.3, -0.16),
-        "brow_ridge": rng.uniform(0.03, 0.09),
-        "sockets": rng.uniform(0.07, 0.16),
-        "cheekbones": rng.uniform(0.02, 0.1),
-        "lip_height": rng.uniform(0.02, 0.06),
-        "chin": rng.uniform(0.02, 0.08),
-        "eye_x": rng.uniform(0.32, 0.4),
-        "eye_y": rng.uniform(0.16, 0.27),
-        "eye_width": rng.uniform(0.1, 0.14),
-        "eye_open": rng.choice([0.0, 1.0], p=[0.04, 0.96]) * rng.uniform(0.035, 0.06),
-        "gaze": rng.uniform(-0.35, 0.35, size=2),
-        "mouth_y": rng.uniform(-0.62, -0.5),
-        "mouth_width": rng.uniform(0.16, 0.25),
-        "lip_thickness": rng.uniform(0.025, 0.05),
-        "mouth_open": rng.choice([0.0, 1.0], p=[0.72, 0.28]) * rng.uniform(0.015, 0.07),
-        "neck_width": rng.uniform(0.42, 0.58),
+        "aspect": u(1.2, 1.45),
+        "depth": u(0.8, 1.05),
+        "jaw": u(0.08, 0.35),
+        "nose_height": u(0.14, 0.32),
+        "nose_width": u(0.06, 0.1),
+        "nose_tip": u(-0.3, -0.16),
+        "brow_ridge": u(0.03, 0.09),
+        "sockets": u(0.07, 0.16),
+        "cheekbones": u(0.02, 0.1),
+        "lip_height": u(0.02, 0.06),
+        "chin": u(0.02, 0.08),
+        "eye_x": u(0.32, 0.4),
+        "eye_y": u(0.16, 0.27),
+        "eye_width": u(0.1, 0.14),
+        "eye_open": (rng.random(n) > 0.04) * u(0.035, 0.06),
+        "gaze": rng.uniform(-0.35, 0.35, (n, 2)),
+        "mouth_y": u(-0.62, -0.5),
+        "mouth_width": u(0.16, 0.25),
+        "lip_thickness": u(0.025, 0.05),
+        "mouth_open": _sometimes(rng, n, 0.28, 0.015, 0.07),
+        "neck_width": u(0.45, 0.6),
     }
 
 
-def _skin(rng) -> dict:
-    """Skin type, pigment patterns and their lattices of value noise."""
-    skin_type = rng.uniform(-0.95, 0.85)
+def _skin(rng, n) -> dict:
+    """Skin type (light, medium or dark band of the melanin range), pigment patterns."""
+    u = functools.partial(rng.uniform, size=n)
+    band = rng.choice(len(SKIN_BANDS), size=n, p=SKIN_BAND_ODDS)
+    skin_type = rng.uniform(SKIN_BANDS[band, 0], SKIN_BANDS[band, 1])
     return {
         "skin_type": skin_type,
-        "blood_base": rng.uniform(-0.6, 0.1),
-        "mottle_mel": rng.uniform(0.02, 0.1),
-        "mottle_blood": rng.uniform(0.03, 0.12),
-        "lattice_mel": rng.random((7, 7)),
-        "lattice_blood": rng.random((7, 7)),
-        "flush": rng.uniform(0.0, 0.45),
-        "nose_red": rng.uniform(0.0, 0.35),
-        "lip_red": rng.uniform(0.25, 0.8),
-        "lip_mel": rng.uniform(0.0, 0.35) * (0.5 + max(skin_type, 0.0)),
-        "under_eye": rng.uniform(0.0, 0.15),
-        "brow": rng.uniform(0.5, 1.4),
-        "brow_thickness": rng.uniform(0.025, 0.05),
-        "brow_arch": rng.uniform(0.02, 0.08),
-        "brow_lift": rng.uniform(0.12, 0.2),
-        "freckles": rng.choice([0.0, 1.0], p=[0.7, 0.3]) * rng.uniform(0.2, 0.55),
-        "freckle_density": rng.uniform(0.6, 0.85),
-        "lattice_freckles": rng.random((36, 36)),
-        "moles": rng.uniform(0.5, 1.0),
-        "mole_density": rng.uniform(0.985, 0.999),
-        "lattice_moles": rng.random((18, 18)),
-        "vessels": rng.choice([0.0, 1.0], p=[0.8, 0.2]) * rng.uniform(0.2, 0.6),
-        "lattice_vessels": rng.random((14, 14)),
-        "stubble": rng.choice([0.0, 1.0], p=[0.72, 0.28]) * rng.uniform(0.2, 0.8),
-        "stubble_line": rng.uniform(-0.15, 0.15),
-        "lattice_stubble": rng.random((44, 44)),
-        "oil": rng.uniform(0.05, 0.7),
-        "gloss": rng.uniform(8.0, 40.0),
+        "blood_base": u(-0.6, 0.1),
+        "mottle_mel": u(0.1, 0.22),
+        "mottle_blood": u(0.03, 0.12),
+        "flush": u(0.0, 0.45),
+        "nose_red": u(0.0, 0.35),
+        "lip_red": u(0.25, 0.8),
+        "lip_mel": u(0.0, 0.35) * (0.5 + np.maximum(skin_type, 0.0)),
+        "under_eye": u(0.0, 0.15),
+        "brow": u(0.5, 1.4),
+        "brow_thickness": u(0.025, 0.05),
+        "brow_arch": u(0.02, 0.08),
+        "brow_lift": u(0.12, 0.2),
+        "freckles": _sometimes(rng, n, 0.3, 0.2, 0.55),
+        "freckle_density": u(0.6, 0.85),
+        "moles": u(0.5, 1.0),
+        "mole_density": u(0.985, 0.999),
+        "vessels": _sometimes(rng, n, 0.2, 0.2, 0.6),
+        "stubble": _sometimes(rng, n, 0.28, 0.2, 0.8),
+        "stubble_line": u(-0.15, 0.15),
+        "oil": u(0.05, 0.7),
+        "gloss": u(8.0, 40.0),
     }
 
 
-def _hair(rng) -> dict:
-    style = rng.choice(4, p=[0.08, 0.42, 0.25, 0.25])  # bald, short, fringe, long
-    colour = HAIR_COLOURS[rng.choice(len(HAIR_COLOURS), p=HAIR_COLOUR_ODDS)] * rng.uniform(0.7, 1.3, size=3)
-    if rng.random() < 0.04:
-        colour = rng.uniform(0.02, 0.4, size=3)
-    hairline = {0: 3.0, 1: rng.uniform(0.62, 0.9), 2: rng.uniform(0.38, 0.62), 3: rng.uniform(0.55, 0.9)}[style]
+BALD, SHORT, FRINGE, LONG = range(4)
+
+
+def _hair(rng, n) -> dict:
+    u = functools.partial(rng.uniform, size=n)
+    style = rng.choice(4, size=n, p=[0.08, 0.42, 0.25, 0.25])
+    colour = HAIR_COLOURS[rng.choice(len(HAIR_COLOURS), size=n, p=HAIR_COLOUR_ODDS)] * rng.uniform(0.7, 1.3, (n, 3))
+    colour = np.where(rng.random((n, 1)) < 0.04, rng.uniform(0.02, 0.4, (n, 3)), colour)
+    hairline = np.choose(style, [np.full(n, 3.0), u(0.62, 0.9), u(0.38, 0.62), u(0.55, 0.9)])
+    length = np.choose(style, [np.zeros(n), u(-0.1, 0.25), u(-0.2, 0.3), u(-1.6, -0.9)])
+    iris = IRIS_COLOURS[rng.choice(len(IRIS_COLOURS), size=n, p=IRIS_COLOUR_ODDS)] * u(0.8, 1.25)[:, None]
     return {
         "hair_colour": colour,
         "hairline": hairline,
-        "hairline_tilt": rng.uniform(-0.25, 0.25) if style == 2 else rng.uniform(-0.05, 0.05),
-        "hairline_curve": rng.uniform(0.2, 0.7),
-        "hairline_wave": rng.uniform(0.0, 0.05),
-        "hairline_phase": rng.uniform(0, 2 * np.pi),
-        "volume": 0.0 if style == 0 else rng.uniform(0.06, 0.25),
-        "hair_length": {0: 0.0, 1: rng.uniform(-0.1, 0.25), 2: rng.uniform(-0.2, 0.3), 3: rng.uniform(-1.6, -0.9)}[style],
-        "sideburns": rng.uniform(0.72, 0.88) if style else 2.0,
-        "lattice_hair": rng.random((8, 60)),
-        "hair_shine": rng.uniform(0.0, 0.4),
-        "iris_colour": IRIS_COLOURS[rng.choice(len(IRIS_COLOURS), p=IRIS_COLOUR_ODDS)] * rng.uniform(0.8, 1.25),
-        "sclera": rng.uniform(0.45, 0.7) * np.array([1.0, 0.96, 0.93]),
-        "teeth": rng.uniform(0.35, 0.6) * np.array([1.0, 0.95, 0.85]),
+        "hairline_tilt": np.where(style == FRINGE, u(-0.25, 0.25), u(-0.05, 0.05)),
+        "hairline_curve": u(0.2, 0.7),
+        "hairline_wave": u(0.0, 0.05),
+        "hairline_phase": u(0, 2 * np.pi),
+        "volume": np.where(style == BALD, 0.0, u(0.06, 0.25)),
+        "hair_length": length,
+        "sideburns": np.where(style == BALD, 2.0, u(0.72, 0.88)),
+        "hair_shine": u(0.0, 0.4),
+        "iris_colour": iris,
+        "sclera": u(0.25, 0.45)[:, None] * np.array([1.0, 0.96, 0.93]),
+        "teeth": u(0.3, 0.55)[:, None] * np.array([1.0, 0.95, 0.85]),
     }
 
 
-def _lights(rng) -> dict:
-    key = _direction(rng.uniform(-1.2, 1.2), rng.uniform(-0.3, 1.0))
-    fill = _direction(rng.uniform(-1.4, 1.4), rng.uniform(-0.4, 0.8))
-    rim = _direction(rng.choice([-1, 1]) * rng.uniform(1.9, 2.6), rng.uniform(-0.2, 0.6))
-    occluder = rng.uniform(-np.pi, np.pi)
+def _lights(rng, n) -> dict:
+    u = functools.partial(rng.uniform, size=n)
+    rim_side = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    occluder = u(-np.pi, np.pi)
     return {
-        "key": key,
-        "key_power": rng.uniform(0.5, 1.15),
-        "fill": fill,
-        "fill_power": rng.choice([0.0, 1.0], p=[0.4, 0.6]) * rng.uniform(0.05, 0.45),
-        "rim": rim,
-        "rim_power": rng.choice([0.0, 1.0], p=[0.8, 0.2]) * rng.uniform(0.2, 0.8),
-        "ambient": rng.uniform(0.08, 0.4),
-        "sky": rng.uniform(-0.05, 0.15),
-        "occluder_normal": np.array([np.cos(occluder), np.sin(occluder)]),
-        "occluder_offset": rng.uniform(-0.6, 0.6),
-        "occluder_softness": rng.uniform(0.03, 0.2),
-        "occluder_depth": rng.choice([0.0, 1.0], p=[0.75, 0.25]) * rng.uniform(0.6, 1.0),
+        "key": _direction(u(-1.2, 1.2), u(-0.3, 1.0)),
+        "key_power": u(0.6, 1.3),
+        "fill": _direction(u(-1.4, 1.4), u(-0.4, 0.8)),
+        "fill_power": _sometimes(rng, n, 0.6, 0.05, 0.45),
+        "rim": _direction(rim_side * u(1.9, 2.6), u(-0.2, 0.6)),
+        "rim_power": _sometimes(rng, n, 0.2, 0.2, 0.8),
+        "ambient": u(0.1, 0.45),
+        "sky": u(-0.05, 0.15),
+        "occluder_normal": np.stack([np.cos(occluder), np.sin(occluder)], -1),
+        "occluder_offset": u(-0.6, 0.6),
+        "occluder_softness": u(0.03, 0.2),
+        "occluder_depth": _sometimes(rng, n, 0.25, 0.6, 1.0),
     }
 
 
-def _background(rng) -> dict:
-    grey = rng.uniform(0.01, 0.6, size=(2, 1))
-    tint = rng.uniform(0.01, 0.6, size=(2, 3))
-    saturation = rng.uniform(0.0, 0.8)
-    boxes = rng.uniform(-1.2, 1.2, size=(N_BACKGROUND_BOXES, 4))
+def _background(rng, n) -> dict:
+    grey = rng.uniform(0.01, 0.6, (n, 2, 1))
+    saturation = rng.uniform(0.0, 0.8, (n, 1, 1))
+    ends = (1 - saturation) * grey + saturation * rng.uniform(0.01, 0.6, (n, 2, 3))
+    boxes = np.sort(rng.uniform(-1.2, 1.2, (n, N_BACKGROUND_BOXES, 2, 2)), axis=2)
     return {
-        "top": (1 - saturation) * grey[0] + saturation * tint[0],
-        "bottom": (1 - saturation) * grey[1] + saturation * tint[1],
-        "clutter": rng.uniform(0.0, 0.8),
-        "lattice_background": rng.random((3, 6, 6)),
-        "boxes": np.sort(boxes.reshape(N_BACKGROUND_BOXES, 2, 2), axis=1).reshape(N_BACKGROUND_BOXES, 4),
-        "box_colours": rng.uniform(0.0, 0.7, size=(N_BACKGROUND_BOXES, 3)),
-        "box_on": (rng.random(N_BACKGROUND_BOXES) < 0.4).astype(float),
-        "shirt": rng.uniform(0.01, 0.6, size=3),
-        "shirt_width": rng.uniform(0.9, 1.5),
+        "top": ends[:, 0],
+        "bottom": ends[:, 1],
+        "clutter": rng.uniform(0.0, 0.8, n),
+        "boxes": boxes.reshape(n, N_BACKGROUND_BOXES, 4),
+        "box_colours": rng.uniform(0.0, 0.7, (n, N_BACKGROUND_BOXES, 3)),
+        "box_on": (rng.random((n, N_BACKGROUND_BOXES)) < 0.4).astype(float),
+        "shirt": rng.uniform(0.01, 0.6, (n, 3)),
+        "shirt_width": rng.uniform(0.9, 1.5, n),
     }
 
 
-def _camera(rng, size: int) -> dict:
-    weights, cct = random_illuminant(rng)
+def random_illuminants(rng, n) -> tuple[np.ndarray, np.ndarray]:
+    """Illuminant weights `(n, 14)` (A, D, F1..F12) and D-series ``cct`` `(n, 1)` in [1, 22].
+
+    As :func:`bioface_tf.data.synth.random_illuminant`: one illuminant
+    dominates (daylight half the time, incandescent a quarter, a fluorescent
+    a quarter), the rest of the weight is spread at random.
+    """
+    kind = rng.random(n)
+    dominant = np.where(kind < 0.5, DAYLIGHT, np.where(kind < 0.75, INCANDESCENT, rng.integers(2, N_ILLUMINANTS, n)))
+    weights = rng.uniform(0.1, 0.4, (n, 1)) * rng.dirichlet(np.full(N_ILLUMINANTS, 0.3), size=n)
+    weights[np.arange(n), dominant] += 1.0 - weights.sum(axis=1)
+    return weights, rng.uniform(1.0, 22.0, (n, 1))
+
+
+def _camera(rng, n) -> dict:
+    weights, cct = random_illuminants(rng, n)
     return {
-        "b": rng.uniform(-3.0, 3.0, size=2),
+        "b": rng.uniform(-3.0, 3.0, (n, 2)),
         "light_weights": weights,
-        "cct": np.array([cct]),
-        "exposure": np.exp(rng.uniform(np.log(0.6), np.log(1.5))),
-        "white_balance_error": np.exp(rng.normal(0.0, 0.05, size=3)),
-        "blur": rng.uniform(0.0, 1.0) ** 2 * 1.2,
-        "noise_gain": rng.uniform(1e-4, 2e-3),
-        "noise_floor": rng.uniform(5e-4, 4e-3),
-        "jpeg_quality": rng.uniform(35, 95) if rng.random() < 0.25 else 0.0,
-        "noise": rng.standard_normal((size, size, 3), dtype=np.float32),
+        "cct": cct,
+        "exposure": np.exp(rng.uniform(np.log(0.7), np.log(1.6), n)),
+        "white_balance_error": np.exp(rng.normal(0.0, 0.05, (n, 3))),
+        "blur": rng.uniform(0.0, 1.0, n) ** 2 * 1.2,
+        "noise_gain": rng.uniform(1e-4, 2e-3, n),
+        "noise_floor": rng.uniform(5e-4, 4e-3, n),
+        "jpeg_quality": _sometimes(rng, n, 0.25, 35, 95),
     }
 
 
-def face_parameters(rng: np.random.Generator, size: int) -> dict[str, np.ndarray]:
-    """Every random number of one face (pose, shape, skin, hair, light, camera)."""
-    face = {}
+def sample_parameters(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Every random number of ``n`` faces (pose, shape, skin, hair, light, camera), float32.
+
+    Scalars per face are `(n, 1, 1)` so that they broadcast over `(n, H, W)`
+    maps, except ``cct`` `(n, 1)`; vectors are `(n, …)`; ``noise_keys``
+    `(n, len(LATTICES))` int32 seed each face's value-noise patterns.
+    """
+    params = {}
     for draw in (_pose, _shape, _skin, _hair, _lights, _background):
-        face.update(draw(rng))
-    face.update(_camera(rng, size))
-    return face
-
-
-def batch_parameters(faces: list[dict]) -> types.SimpleNamespace:
-    """Stack per-face numbers: scalars become `(B, 1, 1)`, arrays `(B, …)`, float32."""
-    stacked = {}
-    for key in faces[0]:
-        value = np.stack([np.asarray(f[key], np.float32) for f in faces])
-        stacked[key] = value.reshape(-1, 1, 1) if value.ndim == 1 else value
-    return types.SimpleNamespace(**stacked)
+        params.update(draw(rng, n))
+    params.update(_camera(rng, n))
+    params = {k: np.asarray(v, np.float32).reshape(-1, 1, 1) if np.ndim(v) == 1 else np.asarray(v, np.float32)
+              for k, v in params.items()}
+    params["noise_keys"] = rng.integers(0, 2**31, (n, len(LATTICES)), dtype=np.int32)
+    return params
 
 
 # ----------------------------------------------------------------------------- fields (TensorFlow)
@@ -300,27 +336,63 @@ def _float(condition):
     return tf.cast(condition, tf.float32)
 
 
-def value_noise(lattice, x, y, extent=(1.5, 1.5)):
-    """Smoothly interpolated lattice values at ``(x, y)``.
+def _hash(n):
+    """A 32-bit integer hash (Wellons' lowbias32), elementwise on uint32."""
+    n = tf.bitwise.bitwise_xor(n, tf.bitwise.right_shift(n, 16))
+    n = n * tf.constant(0x7FEB352D, tf.uint32)
+    n = tf.bitwise.bitwise_xor(n, tf.bitwise.right_shift(n, 15))
+    n = n * tf.constant(0x846CA68B, tf.uint32)
+    return tf.bitwise.bitwise_xor(n, tf.bitwise.right_shift(n, 16))
+
+
+def _uniform(salt, index):
+    """Uniform [0, 1) numbers, one per uint32 ``index``, hashed with ``salt``."""
+    return tf.cast(tf.bitwise.right_shift(_hash(tf.bitwise.bitwise_xor(index, salt)), 8), tf.float32) / 2**24
+
+
+def pixel_noise(p, shape):
+    """Zero-mean, unit-variance noise per pixel and channel, `(B, H, W, C)`, hashed from ``noise_keys``.
+
+    The sum of two uniform numbers (a triangular distribution), enough for
+    sensor noise and cheaper than Gaussian numbers.
+    """
+    b, height, width, channels = shape
+    index = tf.constant(np.arange(height * width * channels, dtype=np.uint32).reshape(1, height, width, channels))
+    key = tf.bitcast(p.noise_keys[:, list(LATTICES).index("sensor"), None, None, None], tf.uint32)
+    salt = _hash(key)
+    u = _uniform(salt, 2 * index) + _uniform(salt, 2 * index + 1)
+    return (u - 1.0) * np.sqrt(6.0)
+
+
+def value_noise(p, name: str, x, y, extent=(1.5, 1.5)):
+    """Value noise: random lattice values, smoothly interpolated, at ``(x, y)``.
+
+    The lattice (:data:`LATTICES` ``[name]`` nodes across y and x, spanning
+    ``[-extent, extent]``) holds uniform [0, 1) values hashed from the face's
+    ``noise_keys``, so no lattice is stored or gathered.
 
     Args:
-        lattice: `(B, Gy, Gx)` values spanning ``[-extent, extent]`` in x and y.
+        p: parameters, with ``noise_keys`` `(B, K)`.
         x, y: `(B, H, W)` positions.
 
     Returns:
-        `(B, H, W)` values in the lattice's range.
+        `(B, H, W)` values in [0, 1).
     """
-    b, gy, gx = lattice.shape
+    gy, gx = LATTICES[name]
+    key = tf.bitcast(p.noise_keys[:, list(LATTICES).index(name), None, None], tf.uint32)
     fx = tf.clip_by_value((x / extent[0] + 1.0) * 0.5 * (gx - 1), 0.0, gx - 1.001)
     fy = tf.clip_by_value((y / extent[1] + 1.0) * 0.5 * (gy - 1), 0.0, gy - 1.001)
     ix, iy = tf.floor(fx), tf.floor(fy)
     tx, ty = fx - ix, fy - iy
     tx, ty = tx * tx * (3 - 2 * tx), ty * ty * (3 - 2 * ty)
-    flat = tf.reshape(lattice, [-1])
-    offset = tf.reshape(tf.range(b, dtype=tf.int32) * (gy * gx), (-1, 1, 1))
-    base = offset + tf.cast(iy, tf.int32) * gx + tf.cast(ix, tf.int32)
-    top = tf.gather(flat, base) + tx * (tf.gather(flat, base + 1) - tf.gather(flat, base))
-    bottom = tf.gather(flat, base + gx) + tx * (tf.gather(flat, base + gx + 1) - tf.gather(flat, base + gx))
+    node = tf.cast(iy, tf.uint32) * 1024 + tf.cast(ix, tf.uint32)
+    salt = _hash(key)
+
+    def at(offset):
+        return _uniform(salt, node + offset)
+
+    top = at(0) + tx * (at(1) - at(0))
+    bottom = at(1024) + tx * (at(1025) - at(1024))
     return top + ty * (bottom - top)
 
 
@@ -338,7 +410,7 @@ def bumps(p, x, y, gradient=False):
     """The face's height field over the head ellipsoid, `(B, H, W)`.
 
     Args:
-        p: batch parameters as tensors (:func:`batch_parameters`).
+        p: the parameters of :func:`sample_parameters`, as tensors.
         x, y: face coordinates (y in units where the head is ``aspect`` tall).
         gradient: also return ``∂h/∂x`` and ``∂h/∂y``.
     """
@@ -504,8 +576,9 @@ def skin_maps(p, geometry) -> dict:
     x, y = geometry["x"], geometry["y"]
     Y = y * REFERENCE_ASPECT / p.aspect
     ax = tf.abs(x)
-    fmel = p.skin_type + p.mottle_mel * (2.0 * value_noise(p.lattice_mel, x, Y) - 1.0)
-    fblood = p.blood_base + p.mottle_blood * (2.0 * value_noise(p.lattice_blood, x, Y) - 1.0)
+    mottle = value_noise(p, "mel", x, Y) + 0.5 * value_noise(p, "mel_fine", x, Y)
+    fmel = p.skin_type + p.mottle_mel * (2.0 * mottle - 1.5)
+    fblood = p.blood_base + p.mottle_blood * (2.0 * value_noise(p, "blood", x, Y) - 1.0)
     fblood = fblood + p.flush * _gauss(ax, Y, 0.45, p.eye_y - 0.42, 0.2, 0.18)
     fblood = fblood + p.nose_red * _gauss(x, Y, 0.0, p.nose_tip + 0.03, 0.08, 0.06)
     under_eye = _gauss(ax, Y, p.eye_x, p.eye_y - 0.085, 0.11, 0.035)
@@ -527,17 +600,17 @@ def skin_maps(p, geometry) -> dict:
         _gauss(ax, Y, 0.3, p.eye_y - 0.3, 0.3, 0.2) + _gauss(x, Y, 0.0, p.nose_tip + 0.1, 0.12, 0.15), 1.0
     )
     freckles = tf.clip_by_value(
-        (value_noise(p.lattice_freckles, x, Y) - p.freckle_density) / (1.0 - p.freckle_density), 0.0, 1.0
+        (value_noise(p, "freckles", x, Y) - p.freckle_density) / (1.0 - p.freckle_density), 0.0, 1.0
     )
     fmel = fmel + p.freckles * cheeks * freckles
-    moles = tf.clip_by_value((value_noise(p.lattice_moles, x, Y) - p.mole_density) / (1.0 - p.mole_density), 0.0, 1.0)
+    moles = tf.clip_by_value((value_noise(p, "moles", x, Y) - p.mole_density) / (1.0 - p.mole_density), 0.0, 1.0)
     fmel = fmel + p.moles * tf.sqrt(moles)
-    ridged = 1.0 - tf.abs(2.0 * value_noise(p.lattice_vessels, x, Y) - 1.0)
+    ridged = 1.0 - tf.abs(2.0 * value_noise(p, "vessels", x, Y) - 1.0)
     fblood = fblood + p.vessels * cheeks * tf.clip_by_value((ridged - 0.9) / 0.1, 0.0, 1.0)
 
     beard = tf.sigmoid((p.nose_tip - 0.08 + p.stubble_line * ax - Y) / 0.03) * (1.0 - lips)
     beard = beard * tf.sigmoid((0.75 - ax) / 0.05) * _float(p.stubble > 0)
-    grain = value_noise(p.lattice_stubble, x, Y)
+    grain = value_noise(p, "stubble", x, Y)
     fmel = fmel + p.stubble * beard * (0.4 + 0.9 * grain)
 
     oily = tf.maximum(
@@ -602,39 +675,31 @@ def shade(p, normals, visibility, oil):
     return tf.maximum(diffuse, SHADING_FLOOR), oil * specular
 
 
-def sh_basis(normals):
-    """`(..., 9)` such that ``basis @ sh`` is :func:`~bioface_tf.data.shading.irradiance` of ``sh``."""
+def sh_basis(normals: np.ndarray) -> np.ndarray:
+    """`(..., 9)` such that ``basis @ sh`` is :func:`~bioface_tf.data.shading.irradiance` of ``sh`` (NumPy)."""
     x, y, z = normals[..., 0], normals[..., 1], normals[..., 2]
     c1, c2, c3, c4, c5 = sh_shading.C1, sh_shading.C2, sh_shading.C3, sh_shading.C4, sh_shading.C5
-    return tf.stack(
-        [
-            c4 * tf.ones_like(x),
-            2 * c2 * y,
-            2 * c2 * z,
-            2 * c2 * x,
-            2 * c1 * x * y,
-            2 * c1 * y * z,
-            c3 * z * z - c5,
-            2 * c1 * x * z,
-            c1 * (x * x - y * y),
-        ],
-        axis=-1,
-    )
+    terms = [np.full_like(x, c4), 2 * c2 * y, 2 * c2 * z, 2 * c2 * x, 2 * c1 * x * y, 2 * c1 * y * z,
+             c3 * z * z - c5, 2 * c1 * x * z, c1 * (x * x - y * y)]
+    return np.stack(terms, axis=-1)
 
 
-def fit_sh(normals, shading, mask):
-    """Least-squares second-order SH lighting `(B, 9)` of grey shading inside the mask.
+def fit_sh(normals: np.ndarray, shading: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Least-squares second-order SH lighting `(B, 9)` of grey shading inside the mask (NumPy).
 
     Args:
         normals: `(B, H, W, 3)`; shading, mask: `(B, H, W)`.
+
+    Returns:
+        ``sh`` with ``sh_basis(n) @ sh`` closest to the shading in the mask.
     """
     b = normals.shape[0]
-    basis = tf.reshape(sh_basis(normals), (b, -1, 9))
-    weighted = basis * tf.reshape(mask, (b, -1, 1))
-    gram = tf.matmul(weighted, basis, transpose_a=True)
-    moment = tf.matmul(weighted, tf.reshape(shading, (b, -1, 1)), transpose_a=True)
-    ridge = SH_RIDGE * tf.maximum(tf.linalg.trace(gram), 1.0)[:, None, None] * tf.eye(9)
-    return tf.linalg.cholesky_solve(tf.linalg.cholesky(gram + ridge), moment)[..., 0]
+    basis = sh_basis(normals.astype(np.float64)).reshape(b, -1, 9)
+    weighted = basis * mask.reshape(b, -1, 1)
+    gram = np.matmul(weighted.transpose(0, 2, 1), basis)
+    moment = np.matmul(weighted.transpose(0, 2, 1), shading.reshape(b, -1, 1).astype(np.float64))
+    ridge = SH_RIDGE * np.maximum(np.trace(gram, axis1=1, axis2=2), 1.0)[:, None, None] * np.eye(9)
+    return np.linalg.solve(gram + ridge, moment)[..., 0]
 
 
 # ----------------------------------------------------------------------------- the scene
@@ -647,7 +712,7 @@ def _background_image(p, size: int):
     u, v = tf.broadcast_to(u, (b, size, size)), tf.broadcast_to(v, (b, size, size))
     rows = (1.0 - v[..., None]) * 0.5
     image = (1.0 - rows) * p.top[:, None, None, :] + rows * p.bottom[:, None, None, :]
-    blobs = tf.stack([value_noise(p.lattice_background[:, c], u, v, (1.0, 1.0)) for c in range(3)], -1)
+    blobs = tf.stack([value_noise(p, f"background_{c}", u, v, (1.0, 1.0)) for c in range(3)], -1)
     clutter = p.clutter[..., None]
     image = image * (1.0 - clutter) + clutter * 0.6 * blobs * blobs
     for k in range(N_BACKGROUND_BOXES):
@@ -658,21 +723,21 @@ def _background_image(p, size: int):
     return tf.square(image)
 
 
-def _surface(params: dict, size: int) -> dict:
+def _surface(p, size: int) -> dict:
     """Stage 1: head and neck geometry, feature masks and skin maps (a flat dict)."""
-    p = types.SimpleNamespace(**params)
     geometry = head_geometry(p, size)
     neck = neck_geometry(p, geometry)
     surface = {**geometry, "neck": neck["neck"], "neck_normals": neck["normals"]}
     surface.update(feature_masks(p, geometry))
     surface.update(skin_maps(p, geometry))
     surface["hair"] = surface["scalp"] | hair_volume(p, geometry)
+    neck_mottle = value_noise(p, "mel", geometry["plane_x"], geometry["plane_y"] / p.aspect)
+    surface["neck_fmel"] = tf.clip_by_value(p.skin_type + 0.05 + p.mottle_mel * (2.0 * neck_mottle - 1.0), -1.0, 1.0)
     return surface
 
 
-def _lighting(params: dict, surface: dict) -> dict:
+def _lighting(p, surface: dict) -> dict:
     """Stage 2: which pixels are skin, cast shadows, shading and specular maps."""
-    p = types.SimpleNamespace(**params)
     hit, neck, hair = surface["hit"], surface["neck"], surface["hair"]
     normals = tf.where(hit[..., None], surface["normals"], tf.where(neck[..., None], surface["neck_normals"], 0.0))
     visibility = tf.where(hit, self_shadow(p, surface, p.key), 1.0)
@@ -687,7 +752,7 @@ def _lighting(params: dict, surface: dict) -> dict:
     neck_skin = neck & ~hair & ~body
     mask = (hit & ~(surface["eyes"] | surface["mouth"] | hair)) | neck_skin
     return {
-        "fmel": tf.where(neck_skin, p.skin_type + 0.05, surface["fmel"]),
+        "fmel": tf.where(neck_skin, surface["neck_fmel"], surface["fmel"]),
         "fblood": tf.where(neck_skin, p.blood_base, surface["fblood"]),
         "shading": tf.where(mask, shading, SHADING_FLOOR),
         "specmask": tf.where(mask, specular, 0.0),
@@ -696,27 +761,39 @@ def _lighting(params: dict, surface: dict) -> dict:
         "lit": shading,
         "specular": specular,
         "body": body,
+        "labels": _labels(mask, hair, surface["eyes"], surface["mouth"], body),
     }
 
 
-def _layers(params: dict, surface: dict, light: dict, size: int) -> dict:
-    """Stage 3: everything that is not skin, in linear sRGB, and the fitted SH lighting."""
-    p = types.SimpleNamespace(**params)
+LABELS = ("background", "skin", "hair", "eyes", "mouth", "clothes")
+
+
+def _labels(mask, hair, eyes, mouth, body):
+    """What each pixel shows, `(B, H, W)` int32 indices into :data:`LABELS`."""
+    labels = tf.zeros_like(mask, tf.int32)
+    for index, region in ((5, body), (2, hair), (4, mouth), (3, eyes), (1, mask)):
+        labels = tf.where(region, index, labels)
+    return labels
+
+
+def _layers(p, surface: dict, light: dict, size: int) -> dict:
+    """Stage 3: everything that is not skin, in linear sRGB."""
     shading = light["lit"]
     overlay = _background_image(p, size)
     overlay = tf.where(light["body"][..., None], p.shirt[:, None, None, :] * shading[..., None] * 0.7, overlay)
     overlay = _paint_hair(p, surface, surface["hair"], shading, overlay)
     overlay = _paint_face_features(p, surface, shading, light["specular"], overlay)
-    return {"overlay": overlay, "sh": fit_sh(light["normals"], shading, light["mask"])}
+    return {"overlay": overlay}
 
 
-def build_scene(params: dict, size: int, compiled: bool = False) -> dict:
-    """Decoder inputs, ground truth and the non-skin layer of a batch.
+SCENE_KEYS = ("fmel", "fblood", "shading", "specmask", "mask", "normals", "labels")
+
+
+def build_scene(p, size: int) -> dict:
+    """Decoder inputs, ground truth and the non-skin layer of a batch (eagerly or traced).
 
     Args:
-        params: batch parameters (:func:`batch_parameters`), as a dict.
-        compiled: run each stage as its own XLA computation (each stage's
-            results are then computed once, not re-fused into every use).
+        p: the parameters of :func:`sample_parameters`, as a namespace.
 
     Returns:
         ``fmel``, ``fblood``, ``shading`` (exact, floored), ``specmask``
@@ -724,27 +801,48 @@ def build_scene(params: dict, size: int, compiled: bool = False) -> dict:
         ``sh`` `(B, 9)` fitted grey lighting; ``overlay`` `(B, H, W, 3)`
         linear sRGB of everything that is not skin.
     """
-    stage = _compiled if compiled else (lambda fn, *static: functools.partial(_call_static, fn, static))
-    surface = stage(_surface, size)(params)
-    light = stage(_lighting)(params, surface)
-    layers = stage(_layers, size)(params, surface, light)
-    keys = ("fmel", "fblood", "shading", "specmask", "mask", "normals")
-    return {**{k: light[k] for k in keys}, **layers}
+    surface = _surface(p, size)
+    light = _lighting(p, surface)
+    return {**{k: light[k] for k in SCENE_KEYS}, **_layers(p, surface, light, size)}
 
 
-def _call_static(fn, static, *args):
-    return fn(*args, *static)
+def pack(params: dict[str, np.ndarray]) -> tuple[tuple, tuple]:
+    """Parameters as two arrays ``(numbers (B, P), noise_keys)`` and their layout."""
+    numbers = {k: v for k, v in params.items() if k != "noise_keys"}
+    layout = tuple((k, v.shape[1:]) for k, v in numbers.items())
+    packed = np.concatenate([v.reshape(len(v), -1) for v in numbers.values()], axis=1)
+    return (packed, params["noise_keys"]), layout
+
+
+def unpack(arrays, layout: tuple) -> types.SimpleNamespace:
+    """The namespace of parameters from :func:`pack`'s arrays (tensors inside a graph)."""
+    packed, keys = arrays
+    named, start = {}, 0
+    for key, shape in layout:
+        width = int(np.prod(shape))
+        named[key] = tf.reshape(packed[:, start : start + width], (-1, *shape))
+        start += width
+    return types.SimpleNamespace(**named, noise_keys=keys)
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(fn, *static):
-    """``fn(*args, *static)`` as an XLA-compiled function of ``args``."""
-    return tf.function(lambda *args: fn(*args, *static), jit_compile=True)
+def _compiled(fn, layout: tuple, *static):
+    """``fn(parameters, *args, *static)`` as an XLA computation of ``(packed arrays, *args)``.
+
+    Each stage runs as its own computation, so that its results are computed
+    once rather than re-fused into every use downstream.
+    """
+
+    return tf.function(functools.partial(_run_stage, fn, layout, static), jit_compile=True)
+
+
+def _run_stage(fn, layout: tuple, static: tuple, arrays, *args):
+    return fn(unpack(arrays, layout), *args, *static)
 
 
 def _paint_hair(p, geometry, hair, shading, overlay):
     """Hair: strand texture along the head's height, lit by the face's lights."""
-    strands = value_noise(p.lattice_hair, geometry["plane_x"], geometry["plane_y"], (1.6, 2.2))
+    strands = value_noise(p, "hair", geometry["plane_x"], geometry["plane_y"], (1.6, 2.2))
     tone = (0.55 + 0.9 * strands)[..., None] * p.hair_colour[:, None, None, :]
     rx = geometry["plane_x"] / (1.0 + p.volume)
     ry = geometry["plane_y"] / (p.aspect * (1.0 + 0.6 * p.volume))
@@ -795,7 +893,7 @@ def camera_effects(p, linear, size: int, strength):
     gain = 1.0 + strength * (p.exposure[..., None] * p.white_balance_error[:, None, None, :] - 1.0)
     image = blur(linear * gain, strength * tf.reshape(p.blur, (-1,)) * (size / 64.0))
     sigma = tf.sqrt(p.noise_gain[..., None] * tf.maximum(image, 0.0) + tf.square(p.noise_floor[..., None]))
-    return srgb_encode(image + strength * sigma * p.noise)
+    return srgb_encode(image + strength * sigma * pixel_noise(p, image.shape))
 
 
 def jpeg(images: np.ndarray, quality: np.ndarray) -> np.ndarray:
@@ -811,67 +909,61 @@ def jpeg(images: np.ndarray, quality: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- rendering
 
 
-@functools.lru_cache(maxsize=None)
-def _renderer(size: int):
-    """XLA-compiled renderers of one block of faces: ``render(params, strength)`` and ``albedo``."""
+def _image(p, scene):
+    """Stage 4: the decoder's skin inside the mask over the other layers, linear sRGB `(B, H, W, 3)`."""
+    vectors = {"b": p.b, "light_weights": p.light_weights, "cct": p.cct}
+    skin = _decoder()({**{k: scene[k][..., None] for k in MAPS}, **vectors})["linear_srgb"]
+    mask = scene["mask"][..., None]
+    return mask * skin + (1.0 - mask) * scene["overlay"]
+
+
+def _camera_stage(p, linear, strength, size):
+    return camera_effects(p, linear, size, strength)
+
+
+def _albedo(p, fmel, fblood, mask):
+    """The unlit face in sRGB (shading 1, no specular), zero off the mask, `(B, H, W, 3)`."""
+    maps = {"fmel": fmel, "fblood": fblood, "shading": tf.ones_like(fmel), "specmask": tf.zeros_like(fmel)}
+    return _decoder()({**maps, "b": p.b, "light_weights": p.light_weights, "cct": p.cct})["srgb"] * mask
+
+
+@functools.lru_cache(maxsize=1)
+def _decoder():
     from bioface_tf.physics import PhysicsDecoder
 
-    decoder = PhysicsDecoder()
-
-    @tf.function(jit_compile=True)
-    def image(params, scene):
-        p = types.SimpleNamespace(**params)
-        vectors = {"b": p.b, "light_weights": p.light_weights, "cct": p.cct}
-        skin = decoder({**{k: scene[k][..., None] for k in MAPS}, **vectors})["linear_srgb"]
-        mask = scene["mask"][..., None]
-        return mask * skin + (1.0 - mask) * scene["overlay"]
-
-    @tf.function(jit_compile=True)
-    def camera(params, linear, strength):
-        return camera_effects(types.SimpleNamespace(**params), linear, size, strength)
-
-    def render(params, strength):
-        scene = build_scene(params, size, compiled=True)
-        return {**scene, "srgb": camera(params, image(params, scene), strength)}
-
-    @tf.function(jit_compile=True)
-    def albedo(fmel, fblood, mask, b, light_weights, cct):
-        maps = {"fmel": fmel, "fblood": fblood, "shading": tf.ones_like(fmel), "specmask": tf.zeros_like(fmel)}
-        return decoder({**maps, "b": b, "light_weights": light_weights, "cct": cct})["srgb"] * mask
-
-    return render, albedo
+    return PhysicsDecoder()
 
 
-def _face_seeds(rng_or_seed, batch_size: int, first: int) -> list:
-    if isinstance(rng_or_seed, np.random.Generator):
-        key = int(rng_or_seed.integers(2**62))
-        return [[key, first + i] for i in range(batch_size)]
-    return [[int(rng_or_seed), first + i] for i in range(batch_size)]
-
-
-def _render_block(seeds: list, size: int, sensor: bool, albedo: bool) -> dict[str, np.ndarray]:
-    """One block of :data:`BLOCK` faces through the compiled renderer (NumPy out)."""
-    p = batch_parameters([face_parameters(np.random.default_rng(s), size) for s in seeds])
-    render, unlit = _renderer(size)
-    out = {k: v.numpy() for k, v in render(vars(p), tf.constant(1.0 if sensor else 0.0)).items()}
-    if sensor:
-        out["srgb"] = jpeg(out["srgb"], p.jpeg_quality.reshape(-1))
+def _render_block(key: int, block: int, size: int, sensor: bool, albedo: bool) -> dict[str, np.ndarray]:
+    """Faces ``block·BLOCK … (block+1)·BLOCK − 1`` of ``key`` through the compiled stages."""
+    params = sample_parameters(np.random.default_rng([key, block]), BLOCK)
+    arrays, layout = pack(params)
+    arrays = tuple(tf.constant(a) for a in arrays)
+    surface = _compiled(_surface, layout, size)(arrays)
+    light = _compiled(_lighting, layout)(arrays, surface)
+    scene = {**{k: light[k] for k in SCENE_KEYS}, **_compiled(_layers, layout, size)(arrays, surface, light)}
+    linear = _compiled(_image, layout)(arrays, scene)
+    scene["srgb"] = _compiled(_camera_stage, layout, size)(arrays, linear, tf.constant(1.0 if sensor else 0.0))
     if albedo:
-        maps = [out["fmel"][..., None], out["fblood"][..., None], out["mask"][..., None]]
-        out["albedo"] = unlit(*maps, p.b, p.light_weights, p.cct).numpy()
-    out.update(b=p.b, light_weights=p.light_weights, cct=p.cct)
+        maps = [scene[k][..., None] for k in ("fmel", "fblood", "mask")]
+        scene["albedo"] = _compiled(_albedo, layout)(arrays, *maps)
+    out = {k: v.numpy() for k, v in scene.items() if k != "overlay"}
+    if sensor:
+        out["srgb"] = jpeg(out["srgb"], params["jpeg_quality"].reshape(-1))
+    out.update({k: params[k] for k in VECTORS})
     return out
 
 
 def render_batch(
     rng_or_seed, batch_size: int, image_size: int = 64, first: int = 0, sensor: bool = True, albedo: bool = False
 ) -> dict[str, np.ndarray]:
-    """Render ``batch_size`` faces with their ground truth (NumPy, float32).
+    """Render faces ``first … first + batch_size − 1`` with their ground truth (NumPy, float32).
 
-    Face ``j`` is drawn from ``default_rng([seed, first + j])`` for an integer
-    seed, from a key drawn once from ``rng_or_seed`` for a generator. Faces
-    go through the compiled renderer :data:`BLOCK` at a time (the last block
-    padded with further faces), so one compilation serves every batch size.
+    Faces are drawn :data:`BLOCK` at a time, block ``k`` (faces ``k·BLOCK``
+    onwards) from ``default_rng([seed, k])``, so face ``i`` of an integer
+    seed is the same whatever the batch it is asked for in. A generator
+    gives the seed (one draw from it). One XLA compilation per image size
+    serves every batch size.
 
     Args:
         sensor: apply camera effects; without them ``srgb`` is exactly the
@@ -886,13 +978,22 @@ def render_batch(
         truth from ``normals`` and ``lighting``); ``shading_valid``,
         ``gt_valid`` `(B,)`; ``lighting`` `(B, 3, 9)`; ``gt_fmel``,
         ``gt_fblood``, ``gt_shading``, ``gt_specmask`` `(B, H, W, 1)`;
-        ``gt_b`` `(B, 2)`, ``gt_light_weights`` `(B, 14)`, ``gt_cct`` `(B, 1)`.
+        ``gt_b`` `(B, 2)`, ``gt_light_weights`` `(B, 14)`, ``gt_cct`` `(B, 1)`;
+        ``labels`` `(B, H, W)` int32, what each pixel shows (:data:`LABELS`).
     """
-    seeds = _face_seeds(rng_or_seed, -(-batch_size // BLOCK) * BLOCK, first)
-    blocks = [_render_block(seeds[i : i + BLOCK], image_size, sensor, albedo) for i in range(0, len(seeds), BLOCK)]
-    scene = {k: np.concatenate([b[k] for b in blocks])[:batch_size] for k in blocks[0]}
+    key = int(rng_or_seed.integers(2**62)) if isinstance(rng_or_seed, np.random.Generator) else int(rng_or_seed)
+    blocks = range(first // BLOCK, -(-(first + batch_size) // BLOCK))
+    rendered = [_render_block(key, k, image_size, sensor, albedo) for k in blocks]
+    skip = first - blocks[0] * BLOCK
+    return _outputs({k: np.concatenate([r[k] for r in rendered])[skip : skip + batch_size] for k in rendered[0]})
+
+
+def _outputs(scene: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The batch dict of :func:`render_batch` from rendered blocks' arrays."""
+    batch_size = len(scene["srgb"])
     mask = scene["mask"][..., None]
-    lighting = np.repeat(scene["sh"][:, None, :] / sh_shading.REC601_LUMA.sum(), 3, axis=1).astype(np.float32)
+    sh = fit_sh(scene["normals"], scene["shading"], scene["mask"])
+    lighting = np.repeat(sh[:, None, :] / sh_shading.REC601_LUMA.sum(), 3, axis=1).astype(np.float32)
     pseudo = sh_shading.grey_shading(scene["normals"], lighting)[..., None]
     out = {
         "srgb": scene["srgb"],
@@ -909,8 +1010,9 @@ def render_batch(
         "gt_light_weights": scene["light_weights"],
         "gt_cct": scene["cct"],
         "gt_valid": np.ones(batch_size, np.float32),
+        "labels": scene["labels"],
     }
-    if albedo:
+    if "albedo" in scene:
         out["albedo"] = scene["albedo"]
     return out
 
@@ -933,12 +1035,13 @@ def make_stream_dataset(
     preprocessing: str = "reference",
     flip: bool = False,
     sensor: bool = True,
-    prefetch: int = 2,
+    workers: int = 2,
+    prefetch: int = 4,
 ) -> tf.data.Dataset:
     """An endless ``tf.data.Dataset`` of freshly rendered batches.
 
-    Batch ``k`` holds faces ``k·B … (k+1)·B − 1`` of ``seed``, whatever the
-    parallelism. Elements have the keys, shapes and dtypes of
+    Batch ``k`` holds faces ``k·B … (k+1)·B − 1`` of ``seed`` (those of
+    :func:`render_batch`), whatever the number of workers. Elements have the keys, shapes and dtypes of
     :func:`~bioface_tf.data.pipeline.make_dataset` with ``ground_truth=True``
     (``image`` preprocessed, ``srgb``, ``mask``, ``normals``, ``shading``,
     ``shading_valid``, ``gt_*``), plus ``gt_valid`` `(B,)` = 1.
@@ -948,7 +1051,8 @@ def make_stream_dataset(
             pipeline does.
         sensor: apply camera effects (exposure, white balance, blur, noise,
             JPEG).
-        prefetch: batches rendered ahead, in a background thread.
+        workers: threads rendering blocks of faces at once.
+        prefetch: blocks of :data:`BLOCK` faces rendered ahead.
     """
     from bioface_tf.data.pipeline import PREPROCESSING, flip_horizontally, preprocess
     from bioface_tf.errors import DataError
@@ -959,10 +1063,18 @@ def make_stream_dataset(
     keys = list(spec)
 
     def batches():
+        faces = _face_stream(seed, image_size, sensor, workers, prefetch)
+        buffered, count = [], 0
         for k in itertools.count():
-            batch = render_batch(seed, batch_size, image_size, first=k * batch_size, sensor=sensor)
+            while count < batch_size:
+                block = next(faces)
+                buffered.append(block)
+                count += len(block["srgb"])
+            joined = {key: np.concatenate([b[key] for b in buffered]) for key in buffered[0]}
+            rest = {key: value[batch_size:] for key, value in joined.items()}
+            buffered, count = [rest], count - batch_size
             mirror = np.random.default_rng([seed, k, 7]).random(batch_size) < 0.5
-            yield {**{key: batch[key] for key in keys}, "mirror": mirror & flip}
+            yield {**{key: joined[key][:batch_size] for key in keys}, "mirror": mirror & flip}
 
     def finish(batch):
         mirror = batch.pop("mirror")
@@ -971,29 +1083,22 @@ def make_stream_dataset(
         return batch
 
     signature = {**spec, "mirror": tf.TensorSpec((batch_size,), tf.bool)}
-    dataset = tf.data.Dataset.from_generator(lambda: _ahead(batches(), prefetch), output_signature=signature)
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
     return dataset.map(finish).prefetch(1)
 
 
-def _ahead(iterator, depth: int):
-    """Items of ``iterator`` computed ``depth`` ahead in a background thread, in order."""
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+def _face_stream(seed: int, size: int, sensor: bool, workers: int, depth: int):
+    """Blocks 0, 1, 2, … of ``seed`` as :func:`render_batch` dicts, rendered ahead by ``workers`` threads."""
 
-    def work():
-        for item in iterator:
-            while not stop.is_set():
-                try:
-                    items.put(item, timeout=0.5)
-                    break
-                except queue.Full:
-                    continue
-            if stop.is_set():
-                return
+    def block(k):
+        return _outputs(_render_block(seed, k, size, sensor, False))
 
-    threading.Thread(target=work, daemon=True).start()
+    pool = concurrent.futures.ThreadPoolExecutor(workers)
     try:
-        while True:
-            yield items.get()
+        pending = collections.deque(pool.submit(block, k) for k in range(depth))
+        for k in itertools.count(depth):
+            done = pending.popleft().result()
+            pending.append(pool.submit(block, k))
+            yield done
     finally:
-        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -1,6 +1,13 @@
 """Faces rendered through the physics decoder, with their ground truth.
 
-Each face is built in three steps, then rendered by
+:func:`write_synthetic` (``bioface synth``) renders with the batched
+generator of :mod:`bioface_tf.data.stream` (heads ray-cast at any pose, hair,
+eyes, mouths, pigment patterns, several lights with cast shadows, cluttered
+backgrounds, camera effects) and writes the layout below. The per-face
+generator that follows (:func:`random_scene`, :func:`render`) is the earlier,
+simpler one, kept for the specular benchmarks that build on it.
+
+Each face of the per-face generator is built in three steps, then rendered by
 :class:`~bioface_tf.physics.PhysicsDecoder`:
 
 1. **Geometry** — a head-like surface in face coordinates (x right, y up,
@@ -26,7 +33,9 @@ Each face is built in three steps, then rendered by
 ``lrgb`` `(N, 3, 9)` SH lighting (equal for R, G, B), and the ground truth
 ``gt_fmel``, ``gt_fblood``, ``gt_shading``, ``gt_specmask`` `(N, H, W)`,
 ``gt_b`` `(N, 2)`, ``gt_light_weights`` `(N, 14)`, ``gt_cct`` `(N, 1)`.
-``gt_shading`` is exactly the shading the reader computes inside the mask.
+``gt_shading`` is the exact shading the image was rendered with; ``lrgb`` is
+its least-squares second-order SH fit (for the per-face generator, which has
+no cast shadows, they agree exactly).
 """
 
 from __future__ import annotations
@@ -48,7 +57,6 @@ SUPERSAMPLE = 2
 N_ILLUMINANTS = 14
 DAYLIGHT, INCANDESCENT = 1, 0
 SHADING_FLOOR = 1e-3
-RENDER_BATCH = 32
 
 
 @dataclasses.dataclass
@@ -384,17 +392,22 @@ def write_synthetic(
 ) -> pathlib.Path:
     """Render ``n`` faces into one HDF5 file in the CelebA layout plus ``gt_*``.
 
-    Face ``i`` depends only on ``(seed, i)``. Faces are rendered and written
-    ``RENDER_BATCH`` at a time; nothing holds all of them in memory.
+    Faces come from :func:`bioface_tf.data.stream.render_batch`: face ``i``
+    depends only on ``(seed, i)``, the same face the training stream of that
+    seed yields. They are rendered and written a block
+    (:data:`~bioface_tf.data.stream.BLOCK` faces) at a time; nothing holds
+    all of them in memory. ``lrgb`` holds each face's least-squares SH fit
+    of its shading, so the reader's pseudo ground-truth shading
+    approximates ``gt_shading``, the exact shading the image was rendered
+    with (cast shadows and several lights are beyond second-order SH).
     """
-    from bioface_tf.physics import PhysicsDecoder
+    from bioface_tf.data import stream
 
     if n < 1 or size < 16:
         raise DataError(f"{path}: need at least 1 face of at least 16x16 pixels (got n={n}, size={size})")
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    decoder = PhysicsDecoder()
-    chunk = min(RENDER_BATCH, n)
+    chunk = min(stream.BLOCK, n)
     with h5py.File(path, "w") as f:
         zx7 = f.create_dataset(DATASET, (n, N_CHANNELS, size, size), "f4", chunks=(chunk, N_CHANNELS, size, size))
         lrgb = f.create_dataset(EMBEDDED_LIGHTING, (n, 3, 9), "f4")
@@ -405,28 +418,21 @@ def write_synthetic(
         f.attrs.update(
             description="faces rendered by bioface synth through the BioFaceNet physics decoder",
             seed=seed,
+            generator="bioface_tf.data.stream",
             normal_encoding="signed",
             normal_axes="x right, y up, z towards the camera",
         )
         with tqdm(total=n, desc="rendering faces", unit="face", disable=not progress) as bar:
-            for start in range(0, n, chunk):
-                stop = min(start + chunk, n)
-                scenes = [random_scene(size, np.random.default_rng([seed, i])) for i in range(start, stop)]
-                rendered = render(scenes, decoder, np.random.default_rng([seed, start, 1]))
-                hwc = np.concatenate(
-                    [rendered["image"], np.stack([s.normals for s in scenes]),
-                     np.stack([s.mask for s in scenes])[..., None], rendered["albedo"]],
-                    axis=-1,
-                )
+            for start in range(0, n, stream.BLOCK):
+                stop = min(start + stream.BLOCK, n)
+                batch = stream.render_batch(seed, stop - start, size, first=start, albedo=True)
+                hwc = np.concatenate([batch["srgb"], batch["normals"], batch["mask"], batch["albedo"]], axis=-1)
                 zx7[start:stop] = hwc.transpose(0, 3, 1, 2)
-                lrgb[start:stop] = np.stack([s.sh for s in scenes])
-                gt["gt_fmel"][start:stop] = np.stack([s.fmel for s in scenes])
-                gt["gt_fblood"][start:stop] = np.stack([s.fblood for s in scenes])
-                gt["gt_shading"][start:stop] = np.stack([s.shading * s.mask for s in scenes])
-                gt["gt_specmask"][start:stop] = np.stack([s.specmask for s in scenes])
-                gt["gt_b"][start:stop] = np.stack([s.b for s in scenes])
-                gt["gt_light_weights"][start:stop] = np.stack([s.light_weights for s in scenes])
-                gt["gt_cct"][start:stop] = np.array([[s.cct] for s in scenes])
+                lrgb[start:stop] = batch["lighting"]
+                for name in ("gt_fmel", "gt_fblood", "gt_shading", "gt_specmask"):
+                    gt[name][start:stop] = batch[name][..., 0]
+                for name in ("gt_b", "gt_light_weights", "gt_cct"):
+                    gt[name][start:stop] = batch[name]
                 bar.update(stop - start)
     return path
 

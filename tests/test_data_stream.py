@@ -1,0 +1,117 @@
+"""Streamed rendered faces: the batch contract, determinism, masks, ground truth, variety."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bioface_tf.data import stream
+from bioface_tf.data.celeba import CelebAFaces
+from bioface_tf.data.pipeline import make_dataset
+from bioface_tf.data.synth import write_synthetic
+from bioface_tf.physics import PhysicsDecoder
+
+SIZE, B = 32, 8
+
+
+@pytest.fixture(scope="module")
+def clean():
+    """64 faces without camera effects (two blocks)."""
+    return stream.render_batch(5, 2 * stream.BLOCK, SIZE, sensor=False)
+
+
+def test_batches_have_the_keys_shapes_and_dtypes_of_make_dataset(tmp_path):
+    path = write_synthetic(tmp_path / "f.h5", n=2, size=SIZE, progress=False)
+    with CelebAFaces([path], image_size=SIZE) as faces:
+        reference = make_dataset(faces, batch_size=2, ground_truth=True, validate=False).element_spec
+    streamed = stream.make_stream_dataset(B, SIZE, seed=1).element_spec
+    assert set(streamed) == set(reference) | {"gt_valid"}
+    for key, spec in reference.items():
+        assert streamed[key].dtype == spec.dtype == tf.float32, key
+        assert streamed[key].shape[1:] == spec.shape[1:] and streamed[key].shape[0] == B, key
+    batch = next(iter(stream.make_stream_dataset(B, SIZE, seed=1)))
+    np.testing.assert_array_equal(batch["gt_valid"].numpy(), 1.0)
+    np.testing.assert_array_equal(batch["shading_valid"].numpy(), 1.0)
+
+
+def test_a_seed_gives_the_same_stream_and_other_seeds_differ():
+    first = [next(iter(stream.make_stream_dataset(B, SIZE, seed=1).skip(k))) for k in (0, 1)]
+    again = iter(stream.make_stream_dataset(B, SIZE, seed=1))
+    for expected in first:
+        batch = next(again)
+        for key in ("image", "gt_fmel", "mask", "gt_b"):
+            np.testing.assert_array_equal(batch[key].numpy(), expected[key].numpy())
+    assert not np.array_equal(first[0]["gt_fmel"].numpy(), first[1]["gt_fmel"].numpy()), "batches differ"
+    other = next(iter(stream.make_stream_dataset(B, SIZE, seed=2)))
+    assert not np.array_equal(other["gt_fmel"].numpy(), first[0]["gt_fmel"].numpy())
+    direct = stream.render_batch(1, B, SIZE, first=B)
+    np.testing.assert_array_equal(first[1]["srgb"].numpy(), direct["srgb"])
+
+
+def test_mask_is_skin_only(clean):
+    labels, mask = clean["labels"], clean["mask"][..., 0]
+    np.testing.assert_array_equal(mask > 0.5, labels == stream.LABELS.index("skin"))
+    for region in ("eyes", "hair", "background"):
+        assert np.all(mask[labels == stream.LABELS.index(region)] == 0), region
+    assert (labels == stream.LABELS.index("eyes")).any(axis=(1, 2)).mean() > 0.8, "most faces show their eyes"
+    assert (labels == stream.LABELS.index("mouth")).any(axis=(1, 2)).any(), "some mouths are open"
+    coverage = mask.mean(axis=(1, 2))
+    assert np.all((coverage > 0.1) & (coverage < 0.8)), coverage
+
+
+def test_ground_truth_ranges(clean):
+    inside = clean["mask"][..., 0] > 0.5
+    assert np.all(np.abs(clean["gt_fmel"]) <= 1) and np.all(np.abs(clean["gt_fblood"]) <= 1)
+    assert np.all(clean["gt_shading"][..., 0][inside] > 0) and np.all(clean["gt_specmask"] >= 0)
+    assert np.all(clean["gt_shading"][..., 0][~inside] == 0) and np.all(clean["shading"][..., 0][~inside] == 0)
+    assert np.all(np.abs(clean["gt_b"]) <= 3) and np.ptp(clean["gt_b"], axis=0).min() > 3
+    np.testing.assert_allclose(clean["gt_light_weights"].sum(axis=1), 1.0, atol=1e-5)
+    assert np.all(clean["gt_light_weights"] >= 0)
+    assert np.all((clean["gt_cct"] >= 1) & (clean["gt_cct"] <= 22))
+    norms = np.linalg.norm(clean["normals"][inside], axis=-1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-4)
+    assert np.all((clean["srgb"] >= 0) & (clean["srgb"] <= 1))
+
+
+def test_decoder_renders_the_ground_truth_into_the_noise_free_image(clean):
+    inputs = {
+        "fmel": clean["gt_fmel"], "fblood": clean["gt_fblood"], "specmask": clean["gt_specmask"],
+        "shading": np.maximum(clean["gt_shading"], 1e-3),
+        "b": clean["gt_b"], "light_weights": clean["gt_light_weights"], "cct": clean["gt_cct"],
+    }
+    rendered = PhysicsDecoder()({k: tf.constant(v) for k, v in inputs.items()})["srgb"].numpy()
+    inside = clean["mask"][..., 0] > 0.5
+    np.testing.assert_allclose(clean["srgb"][inside], rendered[inside], atol=2e-3)
+    with_camera = stream.render_batch(5, 8, SIZE)
+    assert np.abs(with_camera["srgb"] - clean["srgb"][:8]).mean() > 0.005, "camera effects change the image"
+    np.testing.assert_array_equal(with_camera["gt_fmel"], clean["gt_fmel"][:8])
+
+
+def test_shading_is_the_readers_pseudo_ground_truth_of_an_sh_fit(clean):
+    from bioface_tf.data import shading as sh_shading
+
+    pseudo = sh_shading.grey_shading(clean["normals"], clean["lighting"])
+    inside = clean["mask"][..., 0] > 0.5
+    np.testing.assert_allclose(clean["shading"][..., 0], np.where(inside, pseudo, 0.0), rtol=1e-6, atol=1e-6)
+    errors = [np.abs(pseudo[i][inside[i]] - clean["gt_shading"][i, ..., 0][inside[i]]).mean()
+              / clean["gt_shading"][i, ..., 0][inside[i]].mean() for i in range(len(pseudo))]
+    assert np.median(errors) < 0.15, "second-order SH explains most of the rendered shading"
+
+
+def test_skin_types_span_the_melanin_range(clean):
+    inside = clean["mask"][..., 0] > 0.5
+    medians = np.array([np.median(clean["gt_fmel"][i, ..., 0][inside[i]]) for i in range(len(inside))])
+    assert medians.min() < -0.5 and medians.max() > 0.5
+    assert np.histogram(medians, bins=[-1, -0.3, 0.3, 1])[0].min() >= 5, "light, medium and dark skin"
+    brightness = np.array([clean["srgb"][i][inside[i]].mean() for i in range(len(inside))])
+    assert np.corrcoef(medians, brightness)[0, 1] < -0.3, "more melanin, darker skin"
+
+
+def test_flip_mirrors_maps_and_keeps_vectors():
+    plain = next(iter(stream.make_stream_dataset(B, SIZE, seed=3)))
+    flipped = next(iter(stream.make_stream_dataset(B, SIZE, seed=3, flip=True)))
+    mirrored = [not np.array_equal(plain["srgb"][i].numpy(), flipped["srgb"][i].numpy()) for i in range(B)]
+    assert 0 < sum(mirrored) < B
+    for i in range(B):
+        expected = plain["gt_fmel"][i].numpy()[:, ::-1] if mirrored[i] else plain["gt_fmel"][i].numpy()
+        np.testing.assert_array_equal(flipped["gt_fmel"][i].numpy(), expected)
+    np.testing.assert_array_equal(flipped["gt_b"].numpy(), plain["gt_b"].numpy())

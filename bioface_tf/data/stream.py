@@ -55,7 +55,6 @@ import numpy as np
 import tensorflow as tf
 
 from bioface_tf.data import shading as sh_shading
-from bioface_tf.physics import srgb_encode
 
 try:
     from tensorflow.compiler.tf2xla.python.xla import optimization_barrier as _barrier
@@ -69,6 +68,7 @@ SHADING_FLOOR = 1e-3
 REFERENCE_ASPECT = 1.3
 BLUR_TAPS = 5
 SH_RIDGE = 1e-4
+SRGB_LINEAR_LIMIT = 0.0031308
 GEOMETRY_ITERATIONS = 1
 SHADOW_STEPS = (0.12,)
 BLOCK = 32
@@ -353,15 +353,16 @@ def _uniform(salt, index):
 def pixel_noise(p, shape):
     """Zero-mean, unit-variance noise per pixel and channel, `(B, H, W, C)`, hashed from ``noise_keys``.
 
-    The sum of two uniform numbers (a triangular distribution), enough for
-    sensor noise and cheaper than Gaussian numbers.
+    The sum of two 16-bit uniform numbers from one hash (a triangular
+    distribution), enough for sensor noise and cheaper than Gaussian numbers.
     """
     b, height, width, channels = shape
     index = tf.constant(np.arange(height * width * channels, dtype=np.uint32).reshape(1, height, width, channels))
     key = tf.bitcast(p.noise_keys[:, list(LATTICES).index("sensor"), None, None, None], tf.uint32)
-    salt = _hash(key)
-    u = _uniform(salt, 2 * index) + _uniform(salt, 2 * index + 1)
-    return (u - 1.0) * np.sqrt(6.0)
+    bits = _hash(tf.bitwise.bitwise_xor(index, _hash(key)))
+    low = tf.cast(tf.bitwise.bitwise_and(bits, 0xFFFF), tf.float32)
+    high = tf.cast(tf.bitwise.right_shift(bits, 16), tf.float32)
+    return ((low + high + 1.0) / 65536.0 - 1.0) * np.sqrt(6.0)
 
 
 def value_noise(p, name: str, x, y, extent=(1.5, 1.5)):
@@ -421,17 +422,13 @@ def bumps(p, x, y, gradient=False):
     def add(amplitude, cx, cy, sx, sy):
         terms.append((amplitude * _gauss(x, Y, cx, cy, sx, sy), cx, cy, sx, sy))
 
-    add(0.45 * p.nose_height, 0.0, p.nose_tip + 0.03, 0.08, 0.05)
+    add(0.45 * p.nose_height, 0.0, p.nose_tip + 0.03, 0.11, 0.05)
     add(p.brow_ridge, 0.0, p.eye_y + 0.2, 0.5, 0.07)
-    add(0.05, 0.0, p.mouth_y - 0.23, 0.35, 0.2)
-    add(p.lip_height, 0.0, p.mouth_y + 0.025, p.mouth_width, 0.035)
-    add(p.lip_height, 0.0, p.mouth_y - 0.035, 0.9 * p.mouth_width, 0.035)
+    add(p.lip_height, 0.0, p.mouth_y, p.mouth_width, 0.055)
     add(p.chin, 0.0, -0.95, 0.2, 0.12)
     for side in (-1.0, 1.0):
         add(-p.sockets, side * p.eye_x, p.eye_y + 0.01, 0.14, 0.09)
-        add(0.35 * p.sockets, side * p.eye_x, p.eye_y, 0.08, 0.045)
         add(p.cheekbones, side * 0.5, p.eye_y - 0.32, 0.18, 0.14)
-        add(0.2 * p.nose_height, side * 0.075, p.nose_tip + 0.03, 0.04, 0.035)
 
     top = p.eye_y + 0.08
     span = top - p.nose_tip
@@ -655,13 +652,14 @@ def occluder_shadow(p, geometry):
     return 1.0 - p.occluder_depth * tf.sigmoid((edge - p.occluder_offset) / p.occluder_softness)
 
 
-def shade(p, normals, visibility, oil):
+def shade(p, normals, visibility, oil=None):
     """Grey diffuse shading and specular maps, `(B, H, W)`, of the face's lights.
 
     Args:
         normals: `(B, H, W, 3)` unit normals, camera frame.
         visibility: `(B, H, W)` key-light visibility (cast shadows).
-        oil: `(B, H, W)` specular strength; ``p.gloss`` is the exponent.
+        oil: `(B, H, W)` specular strength (``p.gloss`` is the exponent) of
+            the key and fill lights' highlights; ``None`` for no specular map.
     """
     diffuse = p.ambient + p.sky * normals[..., 1]
     specular = tf.zeros_like(diffuse)
@@ -669,10 +667,11 @@ def shade(p, normals, visibility, oil):
         cosine = tf.einsum("bhwi,bi->bhw", normals, direction)
         lit = power * visibility if k == 0 else power
         diffuse = diffuse + lit * tf.maximum(cosine, 0.0)
-        half = tf.math.l2_normalize(direction + tf.constant([0.0, 0.0, 1.0]), axis=-1)
-        lobe = tf.pow(tf.maximum(tf.einsum("bhwi,bi->bhw", normals, half), 0.0), p.gloss)
-        specular = specular + lit * lobe * _float(cosine > 0)
-    return tf.maximum(diffuse, SHADING_FLOOR), oil * specular
+        if oil is not None and k < 2:
+            half = tf.math.l2_normalize(direction + tf.constant([0.0, 0.0, 1.0]), axis=-1)
+            lobe = tf.pow(tf.maximum(tf.einsum("bhwi,bi->bhw", normals, half), 1e-6), p.gloss)
+            specular = specular + lit * lobe * _float(cosine > 0)
+    return tf.maximum(diffuse, SHADING_FLOOR), (0.0 if oil is None else oil) * specular
 
 
 def sh_basis(normals: np.ndarray) -> np.ndarray:
@@ -693,13 +692,13 @@ def fit_sh(normals: np.ndarray, shading: np.ndarray, mask: np.ndarray) -> np.nda
     Returns:
         ``sh`` with ``sh_basis(n) @ sh`` closest to the shading in the mask.
     """
-    b = normals.shape[0]
-    basis = sh_basis(normals.astype(np.float64)).reshape(b, -1, 9)
-    weighted = basis * mask.reshape(b, -1, 1)
-    gram = np.matmul(weighted.transpose(0, 2, 1), basis)
-    moment = np.matmul(weighted.transpose(0, 2, 1), shading.reshape(b, -1, 1).astype(np.float64))
-    ridge = SH_RIDGE * np.maximum(np.trace(gram, axis1=1, axis2=2), 1.0)[:, None, None] * np.eye(9)
-    return np.linalg.solve(gram + ridge, moment)[..., 0]
+    fits = []
+    for n, e, m in zip(normals, shading, mask > 0.5):
+        basis = sh_basis(n[m].astype(np.float64))
+        gram = basis.T @ basis
+        ridge = SH_RIDGE * max(np.trace(gram), 1.0) * np.eye(9)
+        fits.append(np.linalg.solve(gram + ridge, basis.T @ e[m].astype(np.float64)))
+    return np.stack(fits)
 
 
 # ----------------------------------------------------------------------------- the scene
@@ -848,7 +847,7 @@ def _paint_hair(p, geometry, hair, shading, overlay):
     ry = geometry["plane_y"] / (p.aspect * (1.0 + 0.6 * p.volume))
     nz = tf.sqrt(tf.clip_by_value(1.0 - rx * rx - ry * ry, 0.05, 1.0))
     rounded = tf.math.l2_normalize(tf.stack([rx, ry, nz], -1), axis=-1)
-    around = shade(p, rounded, tf.ones_like(rx), tf.zeros_like(rx))[0]
+    around = shade(p, rounded, tf.ones_like(rx))[0]
     light = tf.where(geometry["hit"], shading, around)
     sheen = p.hair_shine * tf.square(tf.clip_by_value(1.0 - tf.abs(ry - 0.45), 0.0, 1.0)) * strands
     colour = tone * light[..., None] + (0.2 * sheen * light)[..., None]
@@ -883,6 +882,13 @@ def blur(images, sigma):
     images = tf.add_n([taps[:, k, None, None, None] * padded[:, k : k + height] for k in range(BLUR_TAPS)])
     padded = tf.pad(images, [[0, 0], [0, 0], [radius, radius], [0, 0]], mode="SYMMETRIC")
     return tf.add_n([taps[:, k, None, None, None] * padded[:, :, k : k + width] for k in range(BLUR_TAPS)])
+
+
+def srgb_encode(linear):
+    """The sRGB transfer curve (as :func:`bioface_tf.physics.srgb_encode`, via exp and log, faster under XLA)."""
+    x = tf.clip_by_value(linear, 0.0, 1.0)
+    curved = 1.055 * tf.exp(tf.math.log(tf.maximum(x, SRGB_LINEAR_LIMIT)) / 2.4) - 0.055
+    return tf.where(x <= SRGB_LINEAR_LIMIT, 12.92 * x, curved)
 
 
 def camera_effects(p, linear, size: int, strength):
@@ -1078,13 +1084,14 @@ def make_stream_dataset(
 
     def finish(batch):
         mirror = batch.pop("mirror")
-        batch = flip_horizontally(batch, mirror)
+        if flip:
+            batch = flip_horizontally(batch, mirror)
         batch["image"] = preprocess(batch["srgb"], preprocessing)
         return batch
 
     signature = {**spec, "mirror": tf.TensorSpec((batch_size,), tf.bool)}
     dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
-    return dataset.map(finish).prefetch(1)
+    return dataset.map(finish, num_parallel_calls=2, deterministic=True).prefetch(1)
 
 
 def _face_stream(seed: int, size: int, sensor: bool, workers: int, depth: int):

@@ -38,6 +38,11 @@ EXTRAS_REQUIRE = {
         "pytest==9.2.0",
         "hypothesis==6.170.17",
     ],
+    "benchmarks": [
+        "scikit-image==0.26.0",
+        "matplotlib==3.11.2",
+        "mahotas==1.4.19",
+    ],
 }
 
 

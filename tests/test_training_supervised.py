@@ -98,3 +98,13 @@ def test_the_evaluation_only_family_is_refused_for_training(rendered, tmp_path):
 def test_a_hybrid_run_without_files_says_what_is_missing(tmp_path):
     with pytest.raises(BioFaceError, match="--data"):
         training_train.train(load_preset("hybrid", SMALL + ["train.rendered_per_batch=4"]), [], tmp_path / "run", progress=False)
+
+
+def test_bioface_synth_writes_the_evaluation_family_on_request(tmp_path):
+    from bioface_tf import cli
+
+    out = tmp_path / "eval.h5"
+    assert cli.main(["synth", "--family", "eval_faces", "--n", "2", "--size", "32", "--out", str(out)]) == 0
+    with h5py.File(out, "r") as f:
+        assert f.attrs["family"] == "eval_faces"
+        assert f["gt_fmel"].shape == (2, 32, 32)

@@ -22,7 +22,15 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--figure", metavar="PNG", help="also write a contact sheet of the first 16 faces"
     )
+    parser.add_argument(
+        "--family", choices=FAMILIES, default="training",
+        help="training: the generator models learn from (default); eval_faces: the independent, "
+        "evaluation-only family (docs/EVAL_FACES.md; bioface train refuses it)",
+    )
     parser.set_defaults(func=run)
+
+
+FAMILIES = ("training", "eval_faces")
 
 
 def run(args) -> int:
@@ -31,7 +39,12 @@ def run(args) -> int:
 
     from bioface_tf.data.synth import contact_sheet, write_synthetic
 
-    path = write_synthetic(args.out, n=args.n, size=args.size, seed=args.seed)
+    if args.family == "eval_faces":
+        from bioface_tf.data.eval_faces import write_eval_faces
+
+        path = write_eval_faces(args.out, n=args.n, size=args.size, seed=args.seed)
+    else:
+        path = write_synthetic(args.out, n=args.n, size=args.size, seed=args.seed)
     print(f"wrote {args.n} faces ({args.size}x{args.size}) with ground truth to {path}")
     if args.figure:
         with h5py.File(path, "r") as f:

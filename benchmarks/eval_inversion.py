@@ -29,7 +29,7 @@ import numpy as np
 
 from bioface_tf.data import CelebAFaces
 from bioface_tf.inversion import invert_faces
-from training.evaluate import masked_pearson
+from training.evaluate import masked_mean_error, masked_pearson
 
 COLUMNS = (
     "maps",
@@ -45,21 +45,6 @@ COLUMNS = (
     "cct_mae",
     "s/face",
 )
-
-
-def masked_mean_error(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Per face ``|mean of prediction − mean of truth|`` inside the mask.
-
-    Args:
-        prediction, truth, mask: (N, H, W, 1).
-
-    Returns:
-        (N,) errors; NaN for a face with an empty mask.
-    """
-    inside = (mask > 0.5).astype(np.float64)
-    count = inside.sum(axis=(1, 2, 3))
-    difference = ((prediction - truth) * inside).sum(axis=(1, 2, 3))
-    return np.where(count > 0, np.abs(difference) / np.maximum(count, 1), np.nan)
 
 
 def map_scores(maps: dict[str, np.ndarray], batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

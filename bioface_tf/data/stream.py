@@ -81,7 +81,7 @@ LATTICES = {
     "freckles": (36, 36),
     "moles": (18, 18),
     "vessels": (14, 14),
-    "stubble": (44, 44),
+    "stubble": (64, 64),
     "hair": (8, 60),
     "background_0": (6, 6),
     "background_1": (6, 6),
@@ -201,7 +201,7 @@ def _skin(rng, n) -> dict:
         "moles": u(0.5, 1.0),
         "mole_density": u(0.985, 0.999),
         "vessels": _sometimes(rng, n, 0.2, 0.2, 0.6),
-        "stubble": _sometimes(rng, n, 0.28, 0.2, 0.8),
+        "stubble": _sometimes(rng, n, 0.22, 0.15, 0.55),
         "stubble_line": u(-0.15, 0.15),
         "oil": u(0.05, 0.7),
         "gloss": u(8.0, 40.0),
@@ -264,7 +264,9 @@ def _background(rng, n) -> dict:
     return {
         "top": ends[:, 0],
         "bottom": ends[:, 1],
-        "clutter": rng.uniform(0.0, 0.8, n),
+        "clutter": _sometimes(rng, n, 0.6, 0.1, 0.8),
+        "clutter_tint": rng.uniform(0.1, 0.8, (n, 3)),
+        "clutter_chroma": rng.uniform(0.0, 0.5, n),
         "boxes": boxes.reshape(n, N_BACKGROUND_BOXES, 4),
         "box_colours": rng.uniform(0.0, 0.7, (n, N_BACKGROUND_BOXES, 3)),
         "box_on": (rng.random((n, N_BACKGROUND_BOXES)) < 0.4).astype(float),
@@ -583,7 +585,9 @@ def skin_maps(p, geometry) -> dict:
     fblood = fblood + 0.5 * p.under_eye * under_eye
 
     lips = tf.sigmoid((1.0 - tf.square(x / p.mouth_width) - tf.square((Y - p.mouth_y) / p.lip_thickness)) / 0.15)
-    fblood = fblood + p.lip_red * lips
+    lip_line = lips * _gauss(x, Y, 0.0, p.mouth_y, p.mouth_width, 0.018)
+    fblood = fblood + p.lip_red * lips + 0.3 * lip_line
+    fmel = fmel + 0.35 * lip_line
     fmel = fmel + p.lip_mel * lips
 
     arch = p.eye_y + p.brow_lift + p.brow_arch * (1.0 - tf.square((ax - p.eye_x) / 0.2))
@@ -606,9 +610,9 @@ def skin_maps(p, geometry) -> dict:
     fblood = fblood + p.vessels * cheeks * tf.clip_by_value((ridged - 0.9) / 0.1, 0.0, 1.0)
 
     beard = tf.sigmoid((p.nose_tip - 0.08 + p.stubble_line * ax - Y) / 0.03) * (1.0 - lips)
-    beard = beard * tf.sigmoid((0.75 - ax) / 0.05) * _float(p.stubble > 0)
+    beard = beard * tf.sigmoid((0.68 - ax) / 0.05) * _float(p.stubble > 0)
     grain = value_noise(p, "stubble", x, Y)
-    fmel = fmel + p.stubble * beard * (0.4 + 0.9 * grain)
+    fmel = fmel + p.stubble * beard * (0.3 + 1.0 * grain * grain)
 
     oily = tf.maximum(
         tf.maximum(_gauss(x, Y, 0.0, 0.6, 0.45, 0.18), _gauss(x, Y, 0.0, -0.05, 0.1, 0.3)),
@@ -711,9 +715,11 @@ def _background_image(p, size: int):
     u, v = tf.broadcast_to(u, (b, size, size)), tf.broadcast_to(v, (b, size, size))
     rows = (1.0 - v[..., None]) * 0.5
     image = (1.0 - rows) * p.top[:, None, None, :] + rows * p.bottom[:, None, None, :]
-    blobs = tf.stack([value_noise(p, f"background_{c}", u, v, (1.0, 1.0)) for c in range(3)], -1)
+    noise = [value_noise(p, f"background_{c}", u, v, (1.0, 1.0)) for c in range(3)]
+    chroma = p.clutter_chroma[..., None] * (tf.stack(noise, -1) - 0.5)
+    blobs = tf.clip_by_value(noise[0][..., None] * p.clutter_tint[:, None, None, :] + chroma, 0.0, 1.0)
     clutter = p.clutter[..., None]
-    image = image * (1.0 - clutter) + clutter * 0.6 * blobs * blobs
+    image = image * (1.0 - clutter) + clutter * 0.8 * blobs
     for k in range(N_BACKGROUND_BOXES):
         box = p.boxes[:, k, :, None, None]
         inside = (u > box[:, 0]) & (u < box[:, 2]) & (v > box[:, 1]) & (v < box[:, 3]) & (p.box_on[:, k, None, None] > 0)

@@ -83,6 +83,7 @@ LATTICES = {
     "vessels": (14, 14),
     "stubble": (64, 64),
     "hair": (8, 60),
+    "hairline": (4, 40),
     "background_0": (6, 6),
     "background_1": (6, 6),
     "background_2": (6, 6),
@@ -193,7 +194,7 @@ def _skin(rng, n) -> dict:
         "lip_mel": u(0.0, 0.35) * (0.5 + np.maximum(skin_type, 0.0)),
         "under_eye": u(0.0, 0.15),
         "brow": u(0.5, 1.4),
-        "brow_thickness": u(0.025, 0.05),
+        "brow_thickness": u(0.035, 0.06),
         "brow_arch": u(0.02, 0.08),
         "brow_lift": u(0.12, 0.2),
         "freckles": _sometimes(rng, n, 0.3, 0.2, 0.55),
@@ -228,11 +229,11 @@ def _hair(rng, n) -> dict:
         "hairline_phase": u(0, 2 * np.pi),
         "volume": np.where(style == BALD, 0.0, u(0.06, 0.25)),
         "hair_length": length,
-        "sideburns": np.where(style == BALD, 2.0, u(0.72, 0.88)),
+        "sideburns": np.where(style == BALD, 2.0, u(0.8, 0.92)),
         "hair_shine": u(0.0, 0.4),
         "iris_colour": iris,
         "sclera": u(0.25, 0.45)[:, None] * np.array([1.0, 0.96, 0.93]),
-        "teeth": u(0.3, 0.55)[:, None] * np.array([1.0, 0.95, 0.85]),
+        "teeth": u(0.15, 0.35)[:, None] * np.array([1.0, 0.95, 0.85]),
     }
 
 
@@ -543,11 +544,13 @@ def feature_masks(p, geometry) -> dict:
     mouth_across = x / (0.85 * p.mouth_width)
     opening = p.mouth_open * (1.0 - mouth_across * mouth_across)
     mouth = hit & (tf.abs(mouth_across) < 1.0) & (tf.abs(Y - p.mouth_y) < opening)
-    teeth = mouth & (Y > p.mouth_y - 0.2 * opening) & (tf.abs(mouth_across) < 0.8)
+    teeth = mouth & (Y > p.mouth_y + 0.3 * opening) & (tf.abs(mouth_across) < 0.7)
 
     hairline = p.hairline + p.hairline_tilt * x - p.hairline_curve * (x * x)
     hairline = hairline + p.hairline_wave * tf.sin(40.0 * x + p.hairline_phase)
-    scalp = hit & ((Y > hairline) | ((ax > p.sideburns) & (Y > p.eye_y - 0.05)))
+    hairline = hairline + 0.12 * (value_noise(p, "hairline", x, Y) - 0.5)
+    sideburns = (ax > p.sideburns) & (Y > p.eye_y - 0.05 + 0.5 * (p.sideburns + 0.15 - ax))
+    scalp = hit & ((Y > hairline) | sideburns)
     return {
         "eyes": eyes | lash,
         "lash": lash,

@@ -11,6 +11,8 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from bioface_tf.figures import figure_grid, write_png
+from bioface_tf.model.blocks import recalibrate_batch_norm
+from training.evaluate import MAP_TRUTH, MEAN_TRUTH, masked_mean_error, masked_pearson
 
 
 class EpochFigure(keras.callbacks.Callback):
@@ -88,8 +90,6 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         self.steps = int(steps)
 
     def on_epoch_end(self, epoch, logs=None):
-        from bioface_tf.model.blocks import recalibrate_batch_norm
-
         recalibrate_batch_norm(self.model, (image for image, _ in self.batches.take(self.steps)))
 
 
@@ -120,8 +120,6 @@ class GroundTruthAgreement(keras.callbacks.Callback):
         self._start = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
-        from training.evaluate import MAP_TRUTH, MEAN_TRUTH, masked_mean_error, masked_pearson
-
         if logs is None:
             return
         out = self.model(self.image, training=False)

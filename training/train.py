@@ -130,8 +130,8 @@ def pooled(stream: tf.data.Dataset, pool: int, batch_size: int, seed: int) -> tf
     """Render ``pool`` faces once, keep them in memory, and draw shuffled batches from them.
 
     For a CPU where rendering is slower than training: the first epoch
-    waits for the pool (a progress bar is not shown; about ``pool / 30``
-    seconds on 2 cores), after which batches cost nothing to make.
+    waits (without a progress bar) until the pool is rendered, after which
+    batches cost nothing to make.
     """
     faces = stream.unbatch().take(pool).cache()
     return faces.shuffle(pool, seed=seed, reshuffle_each_iteration=True).repeat().batch(batch_size, drop_remainder=True)
@@ -221,8 +221,7 @@ def training_batches(preset: Preset, faces, figure: bool = False) -> tf.data.Dat
             specular_target=preset.loss.specular_target > 0,
         )
         parts.append(with_ground_truth_flag(files, preset.model.image_size, truth).repeat())
-    dataset = parts[0] if len(parts) == 1 else mix_batches(*parts)
-    return dataset
+    return parts[0] if len(parts) == 1 else mix_batches(*parts)
 
 
 def _prepare_out_dir(out_dir: pathlib.Path, preset: Preset) -> None:

@@ -67,6 +67,6 @@ def build_encoder(model) -> keras.Model:
     size = model.image_size
     image = keras.Input((size, size, 3), name=ENCODER_INPUT)
     network_input = NetworkInput(getattr(model, "preprocessing", REFERENCE), name="network_input")(image)
-    parameters = model.get_layer("scaling")(model.backbone(network_input))
+    parameters = model.get_layer("scaling")(model.raw_outputs(network_input))
     outputs = {name: keras.layers.Identity(name=name)(parameters[name]) for name in ENCODER_OUTPUTS}
     return keras.Model(image, outputs, name="bioface_encoder")

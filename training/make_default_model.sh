@@ -16,7 +16,7 @@ bioface evaluate --model "$RUN/model.keras" --data "$EVAL/heldout_stream_300.h5"
 bioface evaluate --model "$RUN/model.keras" --data "$EVAL/eval_faces_300.h5" --json > "$EVAL/evaluation_family.json"
 python -m training.package_model "$RUN" "$DEST" \
     --command "bioface train --preset synthetic --out $RUN --no-tensorboard" \
-    --data "8000 faces rendered by bioface_tf.data.stream (seed 0, train.rendered_pool), 16 x 400 steps of 25" \
+    --data "20000 faces rendered by bioface_tf.data.stream (seed 0, train.rendered_pool), 16 x 400 steps of 25; photometric input features" \
     --accuracy "training_family=$EVAL/training_family.json" \
     --accuracy "evaluation_family=$EVAL/evaluation_family.json"
 bioface export --model "$DEST/model.keras" --quantize dynamic --out "$DEST/lite"

@@ -64,10 +64,11 @@ class ModelConfig:
     bottleneck: str = "plain"
     atrous_rates: list[int] | None = None
     raw2xyz: str = "exact"
+    input_features: str = "image"
 
     def backbone_options(self) -> dict:
         """Options for :func:`build_bioface` beyond size and variant (None = variant default)."""
-        options = {"bottleneck": self.bottleneck}
+        options = {"bottleneck": self.bottleneck, "input_features": self.input_features}
         if self.width_multiplier is not None:
             options["width_multiplier"] = self.width_multiplier
         if self.atrous_rates is not None:

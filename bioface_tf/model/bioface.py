@@ -7,12 +7,21 @@ import tensorflow as tf
 
 from bioface_tf.errors import BioFaceError
 from bioface_tf.losses import BioFaceLoss
+from bioface_tf.model.photometric import INPUT_FEATURES, PHOTOMETRIC_CHANNELS, ExposureGain, PhotometricInput
 from bioface_tf.model.unet import BioFaceBackbone
 from bioface_tf.physics import ParameterScaling, PhysicsDecoder
 
 RENDERED_OUTPUTS = ("linear_srgb", "srgb", "albedo", "diffuse", "specular", "light_colour", "T_raw2xyz")
 """Decoder outputs the task model exposes, next to the physical parameters
 (``fmel``, ``fblood``, ``shading``, ``specmask``, ``light_weights``, ``cct``, ``b``)."""
+
+
+def _raw_outputs(image, backbone, photometric=None, exposure_gain=None):
+    """Backbone outputs for a preprocessed image, through the photometric input when there is one."""
+    if photometric is None:
+        return backbone(image)
+    features = photometric(image)
+    return exposure_gain(backbone(features["features"]), features["log_exposure"])
 
 
 @keras.saving.register_keras_serializable(package="bioface")
@@ -36,6 +45,13 @@ class BioFaceNet(keras.Model):
             or ``"display"`` (:func:`bioface_tf.data.pipeline.preprocess`);
             stored with the model so that evaluation and inference prepare
             photos as training did.
+        input_features: what the backbone sees: ``"image"`` (the
+            preprocessed image, as in the paper) or ``"photometric"``
+            (:class:`~bioface_tf.model.photometric.PhotometricInput`: relative
+            brightness and chromaticity, blind to exposure, which
+            :class:`~bioface_tf.model.photometric.ExposureGain` hands back
+            to the shading maps). The backbone must have 3 or 6 input
+            channels accordingly.
 
     Call arguments:
         image: (B, H, W, 3), preprocessed as in training
@@ -56,23 +72,51 @@ class BioFaceNet(keras.Model):
     """
 
     def __init__(
-        self, backbone, raw2xyz: str = "exact", d_series: str = "table", preprocessing: str = "reference", **kwargs
+        self,
+        backbone,
+        raw2xyz: str = "exact",
+        d_series: str = "table",
+        preprocessing: str = "reference",
+        input_features: str = "image",
+        **kwargs,
     ):
-        image = keras.Input(backbone.input_shape[1:], name="image")
-        parameters = ParameterScaling(name="scaling")(backbone(image))
+        if input_features not in INPUT_FEATURES:
+            raise BioFaceError(f"input_features must be one of {INPUT_FEATURES}, got {input_features!r}")
+        channels = PHOTOMETRIC_CHANNELS if input_features == "photometric" else 3
+        if backbone.input_shape[-1] != channels:
+            raise BioFaceError(
+                f"input_features={input_features!r} needs a backbone with {channels} input channels, "
+                f"this one has {backbone.input_shape[-1]}"
+            )
+        photometric = PhotometricInput(preprocessing, name="photometric") if channels != 3 else None
+        exposure_gain = ExposureGain(name="exposure_gain") if channels != 3 else None
+        image = keras.Input((backbone.image_size, backbone.image_size, 3), name="image")
+        parameters = ParameterScaling(name="scaling")(_raw_outputs(image, backbone, photometric, exposure_gain))
         rendered = PhysicsDecoder(raw2xyz=raw2xyz, d_series=d_series, name="physics")(parameters)
         outputs = {**parameters, **{name: rendered[name] for name in RENDERED_OUTPUTS}}
         super().__init__(inputs=image, outputs=outputs, **kwargs)
         self.backbone = backbone
+        self.photometric = photometric
+        self.exposure_gain = exposure_gain
         self.raw2xyz = raw2xyz
         self.d_series = d_series
         self.preprocessing = preprocessing
+        self.input_features = input_features
         self.objective = BioFaceLoss()
         self._term_trackers = {}
 
     @property
     def image_size(self) -> int:
         return self.backbone.image_size
+
+    def raw_outputs(self, image):
+        """The backbone's raw outputs for a preprocessed image (B, H, W, 3), exposure given back.
+
+        Shared by the task model and the on-device encoder
+        (:func:`mobile_export.encoder.build_encoder`), so both see the same
+        input features.
+        """
+        return _raw_outputs(image, self.backbone, self.photometric, self.exposure_gain)
 
     def compile(self, optimizer="adam", loss=None, **kwargs):
         """Configure training; ``loss`` is a :class:`BioFaceLoss` (default: reference weights)."""
@@ -124,6 +168,7 @@ class BioFaceNet(keras.Model):
             "raw2xyz": self.raw2xyz,
             "d_series": self.d_series,
             "preprocessing": self.preprocessing,
+            "input_features": self.input_features,
         }
 
     @classmethod
@@ -151,6 +196,7 @@ def build_bioface(
     raw2xyz: str = "exact",
     d_series: str = "table",
     preprocessing: str = "reference",
+    input_features: str = "image",
     **backbone_options,
 ) -> BioFaceNet:
     """A BioFaceNet of one of the named variants.
@@ -160,13 +206,23 @@ def build_bioface(
       convolutions, one shared decoder trunk with four heads, the light /
       camera branch on the pooled bottleneck (0.41 M parameters).
 
-    ``backbone_options`` override the variant's :class:`BioFaceBackbone`
-    arguments (e.g. ``bottleneck="aspp"``, ``width_multiplier=0.25``).
+    ``input_features`` is ``"image"`` (the paper) or ``"photometric"``
+    (exposure-invariant input, see :class:`BioFaceNet`). ``backbone_options``
+    override the variant's :class:`BioFaceBackbone` arguments (e.g.
+    ``bottleneck="aspp"``, ``width_multiplier=0.25``).
     """
     if variant not in VARIANTS:
         raise BioFaceError(f"model variant must be one of {tuple(VARIANTS)}, got {variant!r}")
-    options = {**VARIANTS[variant], **backbone_options}
+    if input_features not in INPUT_FEATURES:
+        raise BioFaceError(f"input_features must be one of {INPUT_FEATURES}, got {input_features!r}")
+    channels = PHOTOMETRIC_CHANNELS if input_features == "photometric" else 3
+    options = {**VARIANTS[variant], "input_channels": channels, **backbone_options}
     backbone = BioFaceBackbone(image_size=image_size, name="backbone", **options)
     return BioFaceNet(
-        backbone, raw2xyz=raw2xyz, d_series=d_series, preprocessing=preprocessing, name=f"bioface_{variant}"
+        backbone,
+        raw2xyz=raw2xyz,
+        d_series=d_series,
+        preprocessing=preprocessing,
+        input_features=input_features,
+        name=f"bioface_{variant}",
     )

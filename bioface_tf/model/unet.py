@@ -16,10 +16,10 @@ BOTTLENECKS = ("plain", "aspp")
 SIZE_MULTIPLE = 2 ** (len(ENCODER_FILTERS) - 1)
 
 
-def _conv_stack(x, filters: int, count: int, separable: bool, name: str):
-    """``count`` conv3×3 + BN + ReLU units; the first of the image stays full."""
+def _conv_stack(x, filters: int, count: int, separable: bool, name: str, reads_input: bool = False):
+    """``count`` conv3×3 + BN + ReLU units; the one that reads the network's input stays full."""
     for i in range(count):
-        full = not separable or x.shape[-1] <= 3
+        full = not separable or (reads_input and i == 0)
         x = ConvBatchNormReLU(filters, separable=not full, name=f"{name}_conv{i + 1}")(x)
     return x
 
@@ -65,9 +65,12 @@ class BioFaceBackbone(keras.Model):
         vector_units: width of the two hidden dense layers of the branch.
         separable: depthwise-separable convolutions (all but the first).
         convs_per_level: conv units per level (3 in the paper).
+        input_channels: channels of the input: 3 for the preprocessed
+            image, 6 for :class:`~bioface_tf.model.photometric.PhotometricInput`'s features.
 
     Call arguments:
-        image: (B, image_size, image_size, 3) preprocessed image.
+        image: (B, image_size, image_size, input_channels) preprocessed
+            image or photometric features.
 
     Returns:
         dict with ``fmel_raw``, ``fblood_raw``, ``shading_raw``,
@@ -92,6 +95,7 @@ class BioFaceBackbone(keras.Model):
         vector_units: int = 512,
         separable: bool = False,
         convs_per_level: int = 3,
+        input_channels: int = 3,
         **kwargs,
     ):
         if image_size is None or int(image_size) <= 0 or int(image_size) % SIZE_MULTIPLE:
@@ -111,13 +115,13 @@ class BioFaceBackbone(keras.Model):
         if bottleneck == "aspp" and atrous_rates is None:
             atrous_rates = default_atrous_rates(bottleneck_size)
 
-        image = keras.Input((image_size, image_size, 3), name="image")
+        image = keras.Input((image_size, image_size, int(input_channels)), name="image")
         skips = []
         x = image
         for level, level_filters in enumerate(filters, start=1):
             if level > 1:
                 x = keras.layers.MaxPooling2D(2, name=f"encoder_pool{level - 1}")(x)
-            x = _conv_stack(x, level_filters, convs_per_level, separable, f"encoder_level{level}")
+            x = _conv_stack(x, level_filters, convs_per_level, separable, f"encoder_level{level}", reads_input=level == 1)
             skips.append(x)
         x = skips.pop()
         if bottleneck == "aspp":
@@ -145,6 +149,7 @@ class BioFaceBackbone(keras.Model):
         self.vector_units = int(vector_units)
         self.separable = bool(separable)
         self.convs_per_level = int(convs_per_level)
+        self.input_channels = int(input_channels)
 
     def get_config(self):
         return {
@@ -159,6 +164,7 @@ class BioFaceBackbone(keras.Model):
             "vector_units": self.vector_units,
             "separable": self.separable,
             "convs_per_level": self.convs_per_level,
+            "input_channels": self.input_channels,
         }
 
     @classmethod

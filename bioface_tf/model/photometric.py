@@ -24,7 +24,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from bioface_tf.data.pipeline import DISPLAY, MEAN_RGB, PREPROCESSING, REFERENCE, REFERENCE_GAMMA
+from bioface_tf.data.pipeline import MEAN_RGB, PREPROCESSING, REFERENCE, REFERENCE_GAMMA
 from bioface_tf.errors import BioFaceError
 
 INPUT_FEATURES = ("image", "photometric")
@@ -36,6 +36,7 @@ RELATIVE_FLOOR = 1.0 / 64.0
 CHROMATICITY_FLOOR = 0.02
 """Share of the mean luminance added to ``r + g + b``: dark pixels get a grey, not a noisy, chromaticity."""
 EXPOSURE_FLOOR = 1e-4
+SRGB_KNEE = 0.04045
 
 
 @keras.saving.register_keras_serializable(package="bioface")
@@ -55,8 +56,8 @@ class PhotometricInput(keras.layers.Layer):
 
     Args:
         preprocessing: how the input was prepared, ``"reference"``
-            (``255·srgb^2.2 − mean``, already linear) or ``"display"``
-            (``255·srgb − mean``; linearised here with the same 2.2 power).
+            (``255·srgb^2.2 − mean``) or ``"display"`` (``255·srgb − mean``);
+            either way the photo is linearised with the exact sRGB curve.
 
     Call arguments:
         image: (B, H, W, 3) preprocessed image.
@@ -74,11 +75,15 @@ class PhotometricInput(keras.layers.Layer):
         self.preprocessing = preprocessing
 
     def linear(self, image: tf.Tensor) -> tf.Tensor:
-        """Linear RGB in [0, 1] from the preprocessed image, (B, H, W, 3)."""
+        """Linear RGB in [0, 1] from the preprocessed image, (B, H, W, 3).
+
+        The preprocessing is undone back to the sRGB-encoded photo, which is
+        then decoded with the exact sRGB curve (IEC 61966-2-1) — the curve
+        the decoder encodes with, and the one a camera's exposure acts through.
+        """
         intensity = tf.maximum((tf.cast(image, tf.float32) + tf.constant(MEAN_RGB)) / 255.0, 0.0)
-        if self.preprocessing == DISPLAY:
-            return tf.pow(intensity, REFERENCE_GAMMA)
-        return intensity
+        srgb = tf.pow(intensity, 1.0 / REFERENCE_GAMMA) if self.preprocessing == REFERENCE else intensity
+        return tf.where(srgb <= SRGB_KNEE, srgb / 12.92, tf.pow((srgb + 0.055) / 1.055, 2.4))
 
     def call(self, image):
         linear = self.linear(image)

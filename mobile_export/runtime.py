@@ -28,6 +28,7 @@ import pathlib
 
 import numpy as np
 
+from bioface_tf import native_logs
 from bioface_tf.analysis import PARAMETERS, FaceAnalysis, rendering
 from bioface_tf.editing import Edit, edit_parameters
 from bioface_tf.errors import BioFaceError
@@ -44,12 +45,15 @@ NO_EDIT = {"melanin_offset": 0.0, "haemoglobin_offset": 0.0, "specular_scale": 1
 
 
 def _signature_runner(path: pathlib.Path, signature: str, num_threads: int):
+    """The model's signature, its tensors allocated (LiteRT's start-up log line filtered, :mod:`bioface_tf.native_logs`)."""
     from ai_edge_litert.interpreter import Interpreter
 
     if not path.is_file():
         raise BioFaceError(f"{path}: model file not found")
     try:
-        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        with native_logs.filtered():
+            interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            interpreter.allocate_tensors()
         return interpreter.get_signature_runner(signature)
     except (ValueError, RuntimeError) as err:
         raise BioFaceError(f"{path}: not a usable TFLite model with signature '{signature}' ({err})") from None

@@ -14,6 +14,9 @@ Quantization variants (the ``--quantize`` choices of ``bioface export``):
   quantization through ``tf.lite.experimental.QuantizationDebugger``): the
   encoder's input normalisation ``255·x^2.2 − mean`` must be, or its int8
   rounding moves the maps by 0.33 map units (docs/EXPORT.md).
+
+The converter's C++ log lines are filtered once :func:`bioface_tf.native_logs.quiet`
+was called (the ``bioface`` command does, unless ``--verbose``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import functools
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
+
+from bioface_tf import native_logs
 
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
 
@@ -64,7 +69,7 @@ def convert(
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(signature, functools.partial(_call, model), input_signature=[spec])
-    with tempfile.TemporaryDirectory() as folder:
+    with native_logs.filtered(), tempfile.TemporaryDirectory() as folder:
         archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=[signature])
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]

@@ -283,10 +283,14 @@ def analyse_files(
     progress: bool | None = None,
     on_failure=None,
     analyser=None,
+    crop: str = "detect",
+    all_faces: bool = False,
+    on_face=None,
 ) -> AnalysisRun:
     """Analyse every face in photos, folders and HDF5 files; write the results.
 
-    Each face gets ``out_dir/<name>/`` (:func:`save_face`); the first
+    Each face gets ``out_dir/<name>/`` (:func:`save_face`; a photo's face
+    records its ``crop`` and ``crop_square`` in ``params.json``); the first
     ``figure_rows`` faces make ``out_dir/figure.png``
     (:func:`bioface_tf.figures.analysis_grid`). Inputs that fail are
     collected and the rest go on.
@@ -303,6 +307,10 @@ def analyse_files(
         analyser: ``(images, masks) → FaceAnalysis`` instead of
             :func:`analyse` with ``model`` (the on-device runtime,
             :class:`mobile_export.runtime.LiteBioFace`, passes its own).
+        crop, all_faces: how photos are cropped and whether every face of
+            a photo is analysed (:func:`bioface_tf.data.faces.iter_faces`).
+        on_face: called with each face (:class:`bioface_tf.data.faces.Face`)
+            before it is analysed (e.g. to say it was taken whole).
     """
     from tqdm import tqdm
 
@@ -319,7 +327,7 @@ def analyse_files(
     def flush(batch):
         faces = analyser(np.stack([f.image for f in batch]), np.stack([f.mask for f in batch]))
         for i, face in enumerate(batch):
-            save_face(out_dir / face.name, faces, i, {"source": str(face.source)})
+            save_face(out_dir / face.name, faces, i, face.record())
             run.names.append(face.name)
         room = max(0, figure_rows - sum(len(f) for _, f in shown))
         if room:
@@ -327,12 +335,14 @@ def analyse_files(
 
     batch = []
     with tqdm(desc="analysing faces", unit="face", disable=None if progress is None else not progress) as bar:
-        for item in iter_faces(inputs, model.image_size, limit=limit):
+        for item in iter_faces(inputs, model.image_size, limit=limit, crop=crop, all_faces=all_faces):
             if isinstance(item, Failure):
                 run.failures.append(item)
                 if on_failure:
                     on_failure(item)
                 continue
+            if on_face:
+                on_face(item)
             batch.append(item)
             if len(batch) == BATCH_SIZE:
                 flush(batch)

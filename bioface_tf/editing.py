@@ -36,7 +36,8 @@ or, from face crops and a trained model:
 >>> out = edit_faces(faces, Edit(haemoglobin=0.3), decoder_of(model))  # doctest: +SKIP
 
 or on a whole photo of any size (:func:`edit_photo`: the face is found,
-edited at the model's size, and the change pasted back at full resolution):
+edited at the model's size, and the change pasted back at full resolution;
+pass ``squares`` to edit several faces, or faces you located yourself):
 
 >>> edited_photo = edit_photo(model, photo, Edit(melanin=0.4))  # doctest: +SKIP
 """
@@ -197,25 +198,28 @@ def edit_photo(
     model,
     photo: np.ndarray,
     edit: Edit,
-    square=None,
+    squares=None,
     residual: bool = True,
     feather: float = FEATHER,
     analyser=None,
     decoder=None,
 ) -> np.ndarray:
-    """Edit the face in a photo of any size and keep its full resolution.
+    """Edit the faces in a photo of any size and keep its full resolution.
 
-    The largest face is found (or ``square`` is used), cropped to the
-    model's size with the elliptical face mask, analysed, edited
-    (:func:`edit_faces`), and the change to the crop is resized and added
-    to the photo (:func:`bioface_tf.data.photos.paste_change`).
+    Each face's square (by default the largest face's,
+    :func:`bioface_tf.data.photos.face_squares`: a photo that is already a
+    face crop is taken whole when no face is detected) is cropped to the
+    model's size with the elliptical face mask; the crops are analysed and
+    edited together (:func:`edit_faces`), and each crop's change is resized
+    and added to the photo (:func:`bioface_tf.data.photos.paste_change`).
 
     Args:
         model: a trained BioFaceNet, or anything with an ``image_size``
             when ``analyser`` and ``decoder`` are given.
         photo: `(H, W, 3)` sRGB in [0, 1].
         edit: the edit.
-        square: ``(left, top, side)`` of the face crop, or None to detect it.
+        squares: the faces' crops, a sequence of ``(left, top, side)`` in
+            photo pixels, or None to find the largest face.
         residual, feather: as for :func:`edit_faces`.
         analyser: ``(crops, masks) → FaceAnalysis`` instead of
             :func:`bioface_tf.analysis.analyse` with ``model``, and
@@ -223,23 +227,24 @@ def edit_photo(
             :class:`mobile_export.runtime.LiteBioFace`, passes both).
 
     Returns:
-        `(H, W, 3)` float32 in [0, 1]; outside the face mask equal to ``photo``.
+        `(H, W, 3)` float32 in [0, 1]; outside the faces' masks equal to ``photo``.
 
     Raises:
-        BioFaceError: no face found in the photo.
+        BioFaceError: no face found in the photo, or ``squares`` is empty.
     """
     from bioface_tf.data import photos
 
     photo = np.asarray(photo, np.float32)
-    if square is None:
-        box = photos.detect_face(photo)
-        if box is None:
-            raise BioFaceError("no face found in the photo")
-        square = photos.crop_box(box)
+    if squares is None:
+        squares = [square for square, _ in photos.face_squares(photo)]
+    if not len(squares):
+        raise BioFaceError("no face found in the photo")
     size = model.image_size
-    crop = photos.crop_square(photo, square, size)
+    crops = np.stack([photos.crop_square(photo, square, size) for square in squares])
+    masks = np.broadcast_to(photos.elliptical_mask(size), (len(crops), size, size, 1)).copy()
     if analyser is None:
         analyser, decoder = functools.partial(analyse, model), decoder_of(model)
-    faces = analyser(crop[None], photos.elliptical_mask(size)[None])
-    edited = edit_faces(faces, edit, decoder, residual, feather)
-    return photos.paste_change(photo, square, crop, edited[0])
+    edited = edit_faces(analyser(crops, masks), edit, decoder, residual, feather)
+    for square, crop, face in zip(squares, crops, edited):
+        photo = photos.paste_change(photo, square, crop, face)
+    return photo

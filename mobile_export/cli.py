@@ -5,7 +5,8 @@ arguments and outputs, with ``--models DIR`` (a bundle from
 ``bioface export``) in place of ``--model M.keras``, and nothing but
 ``ai-edge-litert``, NumPy and OpenCV underneath (no TensorFlow). Without
 ``--models`` the shipped model's bundle is used
-(:func:`bioface_tf.pretrained.lite_bundle_path`).
+(:func:`bioface_tf.pretrained.lite_bundle_path`). LiteRT's C++ start-up line
+is hidden unless ``--verbose`` is given (:mod:`bioface_tf.native_logs`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import sys
 
 from bioface_tf import __version__, pretrained
-from bioface_tf.cli import dispatch
+from bioface_tf.cli import add_verbose_arguments, dispatch
 from bioface_tf.commands import analyze, edit
 from bioface_tf.commands.model_option import announce_shipped
 from bioface_tf.errors import BioFaceError
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bundle_arguments(edit_parser)
     edit.add_edit_arguments(edit_parser)
     edit_parser.set_defaults(func=run_edit)
+    add_verbose_arguments(parser, subparsers)
     return parser
 
 
@@ -69,7 +71,7 @@ def run_analyze(args) -> int:
 
 def run_edit(args) -> int:
     lite = _bundle(args)
-    return edit.edit_image(args, lite, lite.analyse, lite)
+    return edit.edit_image(args, lite, lite.analyse, lite, prog="bioface-lite edit")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,8 +29,8 @@ def photo(tmp_path_factory):
 
 def _bad_photos(folder):
     """One file for each way a photo can be bad; returns {path: words the message must hold}."""
-    wall = folder / "wall.png"
-    cv2.imwrite(str(wall), np.full((200, 200, 3), 200, np.uint8))
+    wall = folder / "wall.png"  # neither small nor square, so not taken whole as a face crop
+    cv2.imwrite(str(wall), np.full((200, 320, 3), 200, np.uint8))
     grey = folder / "grey.png"
     cv2.imwrite(str(grey), np.full((200, 200), 90, np.uint8))
     tiny = folder / "tiny.png"
@@ -136,6 +136,6 @@ def test_analyze_batch_reports_bad_photos_and_goes_on(model_path, photo, tmp_pat
 
 def test_analyze_with_no_usable_input_fails(model_path, tmp_path, capsys):
     wall = tmp_path / "wall.png"
-    cv2.imwrite(str(wall), np.full((100, 100, 3), 200, np.uint8))
+    cv2.imwrite(str(wall), np.full((160, 300, 3), 200, np.uint8))
     assert main(["analyze", str(wall), "--model", str(model_path), "--out", str(tmp_path / "out")]) == 1
     assert "no face analysed" in capsys.readouterr().err

@@ -12,10 +12,13 @@ import pathlib
 import sys
 
 from bioface_tf.commands.model_option import add_model_argument, model_file
+from bioface_tf.commands.photo_options import add_photo_face_arguments, announce_crop
 
 
 DESCRIPTION = (
-    "Run a trained model on face photos (any size; the largest face is found), folders of "
+    "Run a trained model on face photos (any size; the largest face is found, or every face with "
+    "--all-faces as DIR/<photo>_face<k>/, numbered left to right; an image that is already a face "
+    "crop is taken whole when no face is detected, and params.json records the crop), folders of "
     "photos, or CelebA-layout HDF5 files. Writes DIR/<face>/ with the reconstruction, melanin "
     "and haemoglobin maps (viridis, map value and volume fraction), diffuse and specular "
     "shading, diffuse albedo, params.json (illuminant and camera) and maps.npz, plus "
@@ -34,6 +37,7 @@ def add_analyze_arguments(parser) -> None:
     parser.add_argument(
         "--figure-rows", type=int, default=8, metavar="N", help="faces shown in figure.png (default: 8)",
     )
+    add_photo_face_arguments(parser, "analyse")
 
 
 def register(subparsers) -> None:
@@ -77,6 +81,9 @@ def analyze_inputs(args, model, analyser, prog: str = "bioface analyze") -> int:
         figure_rows=args.figure_rows,
         on_failure=lambda failure: tqdm.write(f"{prog}: skipped {failure.message}", file=sys.stderr),
         analyser=analyser,
+        crop=args.crop,
+        all_faces=args.all_faces,
+        on_face=lambda face: announce_crop(prog, face.source, face.crop),
     )
     if not result.names:
         raise BioFaceError(f"no face analysed ({len(result.failures)} inputs failed; see the messages above)")

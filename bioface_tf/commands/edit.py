@@ -11,11 +11,14 @@ import functools
 import pathlib
 
 from bioface_tf.commands.model_option import add_model_argument, model_file
+from bioface_tf.commands.photo_options import add_photo_face_arguments, announce_crop
 
 
 DESCRIPTION = (
-    "Edit the face in a photo (any size; the largest face is found and the result is pasted "
-    "back at full resolution) or one face of a CelebA-layout HDF5 file. Offsets act on the "
+    "Edit the face in a photo (any size; the largest face is found, or every face with "
+    "--all-faces, and the result is pasted back at full resolution; an image that is already a "
+    "face crop is taken whole when no face is detected) or one face of a CelebA-layout HDF5 "
+    "file. Offsets act on the "
     "scaled maps in [-1, 1] (clipped there); everything else is held fixed. Outside the "
     "face mask the photo is unchanged."
 )
@@ -38,6 +41,7 @@ def add_edit_arguments(parser) -> None:
         help="show the pure re-render inside the mask (default: keep the detail the model cannot explain)",
     )
     parser.add_argument("--face", type=int, default=0, metavar="K", help="face index in an HDF5 file (default: 0)")
+    add_photo_face_arguments(parser, "edit")
 
 
 def register(subparsers) -> None:
@@ -58,7 +62,7 @@ def run(args) -> int:
     return edit_image(args, model, functools.partial(analyse, model), decoder_of(model))
 
 
-def edit_image(args, model, analyser, decoder) -> int:
+def edit_image(args, model, analyser, decoder, prog: str = "bioface edit") -> int:
     """Edit ``args.image`` as the flags of :func:`add_edit_arguments` say and write ``args.out``.
 
     Args:
@@ -66,9 +70,10 @@ def edit_image(args, model, analyser, decoder) -> int:
         model: the model, or anything with its ``image_size``.
         analyser: ``(faces, masks) → FaceAnalysis``.
         decoder: renders decoder inputs (``params → {"srgb": …}``).
+        prog: the command's name in messages.
     """
     from bioface_tf.data.faces import Failure, is_hdf5, iter_faces
-    from bioface_tf.data.photos import find_face
+    from bioface_tf.data.photos import find_faces
     from bioface_tf.editing import Edit, edit_faces, edit_photo
     from bioface_tf.errors import BioFaceError
     from bioface_tf.figures import write_png
@@ -80,6 +85,8 @@ def edit_image(args, model, analyser, decoder) -> int:
     path = pathlib.Path(args.image)
     image_size = model.image_size
     if is_hdf5(path):
+        if args.all_faces:
+            raise BioFaceError(f"{path}: --all-faces is for photos; choose an HDF5 file's face with --face K")
         if args.face < 0:
             raise BioFaceError(f"--face must be >= 0, got {args.face}")
         items = list(iter_faces([path], image_size, limit=args.face + 1))
@@ -91,11 +98,16 @@ def edit_image(args, model, analyser, decoder) -> int:
         face = items[args.face]
         faces = analyser(face.image[None], face.mask[None])
         result = edit_faces(faces, edit, decoder, residual=args.residual)[0]
+        count = 1
     else:
-        found = find_face(path, image_size)
+        found = find_faces(path, image_size, crop=args.crop, all_faces=args.all_faces)
+        announce_crop(prog, path, found[0].crop)
+        squares = [face.square for face in found]
         result = edit_photo(
-            model, found.photo, edit, square=found.square, residual=args.residual, analyser=analyser, decoder=decoder
+            model, found[0].photo, edit, squares=squares, residual=args.residual, analyser=analyser, decoder=decoder
         )
+        count = len(found)
     out = write_png(args.out, result)
-    print(f"wrote {out} ({result.shape[1]}x{result.shape[0]}): {edit}")
+    faces_edited = f" ({count} faces)" if count > 1 else ""
+    print(f"wrote {out} ({result.shape[1]}x{result.shape[0]}){faces_edited}: {edit}")
     return 0

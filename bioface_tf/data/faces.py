@@ -2,9 +2,11 @@
 
 The analysis and editing commands take any mix of inputs:
 
-* a photo (JPEG/PNG, any size): its largest face is found with the
-  detector of :mod:`~bioface_tf.data.photos`, cropped to the model size and
-  given the elliptical mask; the photo and the crop's square come along so
+* a photo (JPEG/PNG, any size): its largest face (or every face) is found
+  with the detector of :mod:`~bioface_tf.data.photos`, cropped to the model
+  size and given the elliptical mask; an image that is already a face crop
+  is taken whole when no face is detected in it
+  (:func:`~bioface_tf.data.photos.find_faces`); the photo can come along so
   an edit can be pasted back at full resolution;
 * a folder: its photos, in name order;
 * an HDF5 file in the CelebA layout (``.h5``/``.hdf5``, real or rendered by
@@ -30,7 +32,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from bioface_tf.data.celeba import expand_paths
-from bioface_tf.data.photos import elliptical_mask, find_face, is_photo
+from bioface_tf.data.photos import elliptical_mask, find_faces, is_photo
 from bioface_tf.errors import DataError
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
@@ -42,13 +44,16 @@ class Face:
     """One face at the model size.
 
     Attributes:
-        name: a unique, file-system-safe name (photo stem, or
-            ``<file stem>_<index>`` for HDF5 faces).
+        name: a unique, file-system-safe name (photo stem, ``<photo
+            stem>_face<k>`` for every face of a photo, or ``<file
+            stem>_<index>`` for HDF5 faces).
         source: the file it came from.
         image: `(size, size, 3)` sRGB in [0, 1], float32.
         mask: `(size, size, 1)` face mask in [0, 1], float32.
-        photo: `(H, W, 3)` the whole photo (photos only, else None).
-        square: ``(left, top, side)`` of the crop in ``photo`` (photos only).
+        photo: `(H, W, 3)` the whole photo (photos asked to keep it, else None).
+        square: ``(left, top, side)`` of the crop in the photo (photos only).
+        crop: how the crop was chosen (photos only;
+            :data:`~bioface_tf.data.photos.CROP_DETECTED` and the others).
     """
 
     name: str
@@ -57,6 +62,14 @@ class Face:
     mask: np.ndarray
     photo: np.ndarray | None = None
     square: tuple[int, int, int] | None = None
+    crop: str | None = None
+
+    def record(self) -> dict:
+        """What ``params.json`` says of where the face came from: ``source``, and for photos ``crop``, ``crop_square``."""
+        record = {"source": str(self.source)}
+        if self.crop is not None:
+            record.update(crop=self.crop, crop_square=[int(v) for v in self.square])
+        return record
 
 
 @dataclasses.dataclass
@@ -100,7 +113,12 @@ def _hdf5_faces(path: pathlib.Path, size: int, limit: int | None) -> Iterator[Fa
 
 
 def iter_faces(
-    inputs: Iterable[str | pathlib.Path], size: int, limit: int | None = None, keep_photo: bool = False
+    inputs: Iterable[str | pathlib.Path],
+    size: int,
+    limit: int | None = None,
+    keep_photo: bool = False,
+    crop: str = "detect",
+    all_faces: bool = False,
 ) -> Iterator[Face | Failure]:
     """Faces from photos, folders and HDF5 files, or a :class:`Failure` each.
 
@@ -108,8 +126,13 @@ def iter_faces(
         inputs: photo files, folders, HDF5 files or glob patterns.
         size: side of the model's input, pixels.
         limit: at most this many faces from each HDF5 file (None: all).
-        keep_photo: keep each whole photo and its crop square (for pasting
-            an edit back); otherwise only the crop is kept.
+        keep_photo: keep each whole photo (for pasting an edit back);
+            otherwise only the crop and its square are kept.
+        crop: how photos are cropped, one of
+            :data:`~bioface_tf.data.photos.CROP_MODES`
+            (:func:`~bioface_tf.data.photos.face_squares`).
+        all_faces: every face of a photo, named ``<stem>_face<k>`` left to
+            right; otherwise its largest face, named ``<stem>``.
 
     Yields:
         :class:`Face` or :class:`Failure`, in input order. Names are
@@ -132,16 +155,13 @@ def iter_faces(
                     face.name = unique(face.name)
                     yield face
                 continue
-            found = find_face(path, size)
+            found = find_faces(path, size, crop, all_faces)
         except DataError as err:
             message = str(err)
             yield Failure(path, message if str(path) in message else f"{path}: {message}")
             continue
-        yield Face(
-            unique(_safe(path.stem)),
-            path,
-            found.face,
-            mask.copy(),
-            found.photo if keep_photo else None,
-            found.square if keep_photo else None,
-        )
+        for k, face in enumerate(found):
+            name = f"{_safe(path.stem)}_face{k}" if all_faces else _safe(path.stem)
+            yield Face(
+                unique(name), path, face.face, mask.copy(), face.photo if keep_photo else None, face.square, face.crop
+            )

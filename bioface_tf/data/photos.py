@@ -2,16 +2,31 @@
 
 Each photo is searched for a face with OpenCV's bundled Viola–Jones detector
 (``haarcascade_frontalface_default.xml`` from ``cv2.data.haarcascades``); the
-largest face found is cropped with a margin to a square, resized to the model
-size, and given an elliptical face mask. Photos without a face are reported
-and skipped, never centre-cropped. Photos carry no normals or lighting, so
-their ``shading_valid`` is 0 and the shading loss is off for them.
+largest face found (or, on request, every face) is cropped with a margin to a
+square, resized to the model size, and given an elliptical face mask.
+
+Images that are already face crops (a 64×64 aligned face, the form
+CelebA-style data comes in) often hold no face the detector finds: the face
+fills the frame. :func:`find_faces` takes such an image whole, as the face
+crop, when the detector finds nothing and the image looks like a crop
+(:func:`looks_like_face_crop`): it is nearly square (its longer side at most
+:data:`CROP_SQUARENESS` times its shorter side) or small (its shorter side at
+most :data:`CROP_SMALL_SIDE` pixels). Any other photo without a face is an
+error naming the file. ``crop="none"`` takes every image whole. Each face
+says how its crop was chosen (:data:`CROP_DETECTED`,
+:data:`CROP_WHOLE_UNDETECTED`, :data:`CROP_WHOLE_ASKED`).
+
+Training photos (:class:`PhotoFaces`) use detected faces only: photos without
+a face are reported and skipped, never taken whole. Photos carry no normals or
+lighting, so their ``shading_valid`` is 0 and the shading loss is off for them.
 
 Example:
 
 >>> faces = PhotoFaces(["my_photos/"], image_size=64)   # doctest: +SKIP
 >>> for path, reason in faces.skipped:                  # doctest: +SKIP
 ...     print(path, reason)
+>>> [(f.square, f.crop) for f in find_faces("group.jpg", 64, all_faces=True)]   # doctest: +SKIP
+[((40, 60, 210), 'detected face'), ((400, 75, 190), 'detected face')]
 """
 
 from __future__ import annotations
@@ -37,6 +52,19 @@ MASK_CENTRE = (0.5, 0.53)
 MASK_SEMI_AXES = (0.33, 0.43)
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 JPEG_TAIL = 4096
+DUPLICATE_OVERLAP = 0.3
+"""Two detections whose boxes overlap by more than this (intersection over the smaller box) are one face."""
+
+CROP_MODES = ("detect", "none")
+"""How :func:`find_faces` chooses face crops: ``detect`` the detector (an image that looks like a face
+crop is taken whole when it finds nothing), ``none`` every image whole."""
+CROP_SQUARENESS = 1.25
+"""An image whose longer side is at most this times its shorter side looks like a face crop."""
+CROP_SMALL_SIDE = 128
+"""An image whose shorter side is at most this many pixels looks like a face crop."""
+CROP_DETECTED = "detected face"
+CROP_WHOLE_UNDETECTED = "whole image (no face detected)"
+CROP_WHOLE_ASKED = "whole image (crop=none)"
 
 
 def is_photo(path: pathlib.Path) -> bool:
@@ -100,8 +128,11 @@ def _detector() -> cv2.CascadeClassifier:
     return detector
 
 
-def detect_face(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
-    """The largest face in an image as ``(x, y, width, height)``, or ``None``.
+def detect_faces(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Every face in an image as ``(x, y, width, height)``, left to right.
+
+    A detection that overlaps a larger one by more than
+    :data:`DUPLICATE_OVERLAP` of its own area is the same face and dropped.
 
     Args:
         rgb: `(H, W, 3)` image in [0, 1].
@@ -110,11 +141,48 @@ def detect_face(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
     shrink = min(1.0, DETECTION_MAX_SIDE / max(grey.shape))
     if shrink < 1.0:
         grey = cv2.resize(grey, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
-    boxes = _detector().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
-    if len(boxes) == 0:
-        return None
-    x, y, w, h = max(boxes, key=lambda box: box[2] * box[3])
-    return tuple(int(round(v / shrink)) for v in (x, y, w, h))
+    found = _detector().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+    boxes = [tuple(int(round(v / shrink)) for v in box) for box in found]
+    kept: list[tuple[int, int, int, int]] = []
+    for box in sorted(boxes, key=lambda b: b[2] * b[3], reverse=True):
+        if all(_overlap(box, other) <= DUPLICATE_OVERLAP for other in kept):
+            kept.append(box)
+    return sorted(kept)
+
+
+def _overlap(box, larger) -> float:
+    """The fraction of ``box``'s area that lies inside ``larger``."""
+    x, y, w, h = box
+    lx, ly, lw, lh = larger
+    width = max(0, min(x + w, lx + lw) - max(x, lx))
+    height = max(0, min(y + h, ly + lh) - max(y, ly))
+    return width * height / float(w * h)
+
+
+def detect_face(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The largest face in an image as ``(x, y, width, height)``, or ``None``.
+
+    Args:
+        rgb: `(H, W, 3)` image in [0, 1].
+    """
+    boxes = detect_faces(rgb)
+    return max(boxes, key=lambda box: box[2] * box[3]) if boxes else None
+
+
+def looks_like_face_crop(height: int, width: int) -> bool:
+    """Whether an image of this size may be a face crop, to be taken whole when no face is detected.
+
+    True when it is nearly square (longer side at most :data:`CROP_SQUARENESS`
+    times the shorter) or small (shorter side at most :data:`CROP_SMALL_SIDE`).
+    """
+    short, long = sorted((height, width))
+    return long <= CROP_SQUARENESS * short or short <= CROP_SMALL_SIDE
+
+
+def whole_image_square(height: int, width: int) -> tuple[int, int, int]:
+    """The square ``(left, top, side)`` centred on an image that holds all of it (side = longer side)."""
+    side = max(height, width)
+    return (width - side) // 2, (height - side) // 2, side
 
 
 def crop_box(box: tuple[int, int, int, int]) -> tuple[int, int, int]:
@@ -197,18 +265,22 @@ class FacePhoto:
         path: the photo file.
         photo: `(H, W, 3)` the whole photo, sRGB in [0, 1].
         square: ``(left, top, side)`` of the face crop in the photo
-            (:func:`crop_box`); it may reach past the photo's edge.
+            (:func:`crop_box`, or :func:`whole_image_square`); it may reach
+            past the photo's edge.
         face: `(size, size, 3)` the crop, resized.
+        crop: how the crop was chosen: :data:`CROP_DETECTED`,
+            :data:`CROP_WHOLE_UNDETECTED` or :data:`CROP_WHOLE_ASKED`.
     """
 
     path: pathlib.Path
     photo: np.ndarray
     square: tuple[int, int, int]
     face: np.ndarray
+    crop: str = CROP_DETECTED
 
 
 def find_face(path: str | pathlib.Path, size: int) -> FacePhoto:
-    """Read a photo and crop its largest face to `(size, size, 3)`.
+    """Read a photo and crop its largest detected face to `(size, size, 3)`; never the whole image.
 
     Raises:
         DataError: as :func:`read_photo`, or when no face is found.
@@ -219,6 +291,63 @@ def find_face(path: str | pathlib.Path, size: int) -> FacePhoto:
         raise DataError(f"{path}: no face found")
     square = crop_box(box)
     return FacePhoto(pathlib.Path(path), rgb, square, crop_square(rgb, square, size))
+
+
+def face_squares(rgb: np.ndarray, crop: str = "detect", all_faces: bool = False) -> list[tuple[tuple[int, int, int], str]]:
+    """Where the faces of an image are: ``[(square, how), …]``, empty when none.
+
+    Args:
+        rgb: `(H, W, 3)` image in [0, 1].
+        crop: one of :data:`CROP_MODES`. ``detect``: the detected faces
+            (:func:`crop_box`); when there are none and the image looks like
+            a face crop (:func:`looks_like_face_crop`), the whole image
+            (:func:`whole_image_square`). ``none``: the whole image.
+        all_faces: every detected face, left to right; otherwise the largest.
+
+    Returns:
+        Each face's ``(left, top, side)`` square and how it was chosen
+        (:data:`CROP_DETECTED`, :data:`CROP_WHOLE_UNDETECTED`,
+        :data:`CROP_WHOLE_ASKED`).
+    """
+    if crop not in CROP_MODES:
+        raise ValueError(f"crop must be one of {CROP_MODES}, got {crop!r}")
+    height, width = rgb.shape[:2]
+    if crop == "none":
+        return [(whole_image_square(height, width), CROP_WHOLE_ASKED)]
+    boxes = detect_faces(rgb)
+    if boxes:
+        chosen = boxes if all_faces else [max(boxes, key=lambda box: box[2] * box[3])]
+        return [(crop_box(box), CROP_DETECTED) for box in chosen]
+    if looks_like_face_crop(height, width):
+        return [(whole_image_square(height, width), CROP_WHOLE_UNDETECTED)]
+    return []
+
+
+def find_faces(path: str | pathlib.Path, size: int, crop: str = "detect", all_faces: bool = False) -> list[FacePhoto]:
+    """Read a photo and crop its faces to `(size, size, 3)` (:func:`face_squares`).
+
+    Args:
+        path: the photo.
+        size: the model's input side, pixels.
+        crop, all_faces: as for :func:`face_squares`.
+
+    Returns:
+        One :class:`FacePhoto` per face (sharing the photo array), at least one.
+
+    Raises:
+        DataError: as :func:`read_photo`, or when no face is found in a photo
+            that does not look like a face crop.
+    """
+    rgb = read_photo(path)
+    found = face_squares(rgb, crop, all_faces)
+    if not found:
+        height, width = rgb.shape[:2]
+        raise DataError(
+            f"{path}: no face found (a {width}x{height} image is taken whole as a face crop only when it is "
+            f"nearly square or at most {CROP_SMALL_SIDE} pixels on its shorter side; --crop none takes any image whole)"
+        )
+    path = pathlib.Path(path)
+    return [FacePhoto(path, rgb, square, crop_square(rgb, square, size), how) for square, how in found]
 
 
 def load_face_photo(path: str | pathlib.Path, size: int) -> np.ndarray:

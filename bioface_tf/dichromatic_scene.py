@@ -43,6 +43,8 @@ class DichromaticFace:
         specular: `(H, W)` true specular map, linear intensity (channel mean of
             the specular image, the convention of :mod:`bioface_tf.specular`).
         illuminant: `(3,)` illuminant colour, channel mean 1.
+        normals: `(H, W, 3)` unit surface normals, camera frame (x right,
+            y down the image, z towards the camera).
     """
 
     image_srgb: np.ndarray
@@ -50,6 +52,7 @@ class DichromaticFace:
     diffuse: np.ndarray
     specular: np.ndarray
     illuminant: np.ndarray
+    normals: np.ndarray
 
 
 def render_face(
@@ -115,4 +118,5 @@ def render_face(
         diffuse=(diffuse * mask[..., None] / peak).astype(np.float32),
         specular=(specular / peak).astype(np.float32),
         illuminant=gamma,
+        normals=normal.astype(np.float32),
     )

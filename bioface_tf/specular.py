@@ -59,6 +59,8 @@ import dataclasses
 import cv2
 import numpy as np
 
+from bioface_tf.specular_lobes import fit_lobes
+
 LINEARISATION_CURVES = ("srgb", "gamma2.2")
 
 _EPS = 1e-6
@@ -254,6 +256,11 @@ class RefinementParams:
         median: size of the median filter applied to ``g − κa`` inside the
             mask (smooth model; 0 or 1: none).
         irls_iterations: reweighted least-squares iterations of the fit.
+        geometry: ``"none"`` (default) or ``"lobes"``: the specular map
+            (from the chosen chromaticity model, without its median filter)
+            is projected onto non-negative lobes in the space of surface
+            normals (:mod:`bioface_tf.specular_lobes`); needs the faces'
+            normals.
     """
 
     sparsity: float = 0.05
@@ -268,6 +275,7 @@ class RefinementParams:
     chroma_range: float = 0.5
     median: int = 3
     irls_iterations: int = 40
+    geometry: str = "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -354,6 +362,7 @@ def separate_batch(
     *,
     params: RefinementParams = RefinementParams(),
     curve: str = "srgb",
+    normals: np.ndarray | None = None,
 ) -> Separation:
     """Separate many same-sized sRGB images, solved together.
 
@@ -364,6 +373,8 @@ def separate_batch(
             `(N, 3)` linear sRGB colours.
         params: refinement parameters.
         curve: linearisation curve, see :func:`linearise`.
+        normals: `(N, H, W, 3)` unit normals, camera frame, z towards the
+            camera; needed when ``params.geometry == "lobes"``.
 
     Returns:
         A :class:`Separation` with a leading `N` axis.
@@ -389,7 +400,7 @@ def separate_batch(
     else:
         gammas = np.broadcast_to(np.asarray(illuminants, np.float32), (n, 3))
     gammas = _normalised(gammas)
-    specular, dark = specular_maps(linear, masks, gammas, params)
+    specular, dark = specular_maps(linear, masks, gammas, params, normals)
     diffuse = np.maximum(linear - specular[..., None] * gammas[:, None, None, :], 0.0)
     return Separation(diffuse, specular, dark, gammas, estimated)
 
@@ -399,6 +410,7 @@ def specular_maps(
     masks: np.ndarray,
     illuminants: np.ndarray,
     params: RefinementParams = RefinementParams(),
+    normals: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Refined and dark-channel specular maps of linear images.
 
@@ -407,12 +419,22 @@ def specular_maps(
         masks: `(N, H, W)` bool, the pixels to explain.
         illuminants: `(N, 3)` illuminant colours (any positive scale).
         params: refinement parameters.
+        normals: `(N, H, W, 3)` unit normals (camera frame, z towards the
+            camera), for ``params.geometry == "lobes"``.
 
     Returns:
         ``(specular, specular_dark)``, each `(N, H, W)` float32, linear
         intensity, ≥ 0, ``specular ≤ specular_dark``; ``specular`` is zero
         outside the mask.
     """
+    if params.geometry == "lobes":
+        if normals is None:
+            raise ValueError("geometry='lobes' needs the faces' normals (N, H, W, 3); none were given")
+        evidence, dark = specular_maps(linear, masks, illuminants, dataclasses.replace(params, geometry="none", median=0))
+        lobes = fit_lobes(evidence, normals, np.asarray(masks, bool))
+        return (np.clip(lobes, 0.0, dark) * masks).astype(np.float32), dark
+    if params.geometry != "none":
+        raise ValueError(f"geometry must be 'none' or 'lobes', got {params.geometry!r}")
     balanced = np.asarray(linear, np.float32) / _normalised(illuminants)[:, None, None, :]
     dark = np.maximum(balanced.min(axis=-1), 0.0)
     masks = np.asarray(masks, bool)

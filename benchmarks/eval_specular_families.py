@@ -42,7 +42,7 @@ from eval_specular_synthetic import scores
 
 # (family, report seed, tuning seed or None)
 FAMILIES = (("dichromatic", 0, 1000), ("training", 2019, 7), ("eval_faces", 0, None))
-ROLE = {"dichromatic": "tuning", "training": "tuning", "eval_faces": "evaluation only"}
+ROLE = {"dichromatic": "a tuning family", "training": "a tuning family", "eval_faces": "evaluation only"}
 
 
 def methods() -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import pathlib
 import sys
 
@@ -29,13 +30,13 @@ from bioface_tf.errors import BioFaceError
 from bioface_tf.losses import BioFaceLoss
 from bioface_tf.supervision import GT_TERMS
 from bioface_tf.model import BioFaceNet, build_bioface
+from training import cluster, environment
 from training.callbacks import standard_callbacks
 from training.evaluate import load_trained
 from training.presets import Preset
 
 TARGETS = ("srgb", "mask", "shading", "shading_valid", "specular_target", GROUND_TRUTH_FLAG, *GROUND_TRUTH)
-MIXED_PRECISION = ("auto", "on", "off")
-DISTRIBUTE = ("none", "mirrored")
+DISTRIBUTE = ("none", "mirrored", "multi_worker")
 LR_DECAY = ("constant", "cosine")
 FINAL_LR_FRACTION = 0.01
 DEFAULT_STREAM_STEPS = 500
@@ -54,30 +55,41 @@ def training_pairs(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def distribution_strategy(name: str) -> tf.distribute.Strategy:
-    """``"none"`` (one device) or ``"mirrored"`` (every visible GPU, or every logical CPU)."""
+    """``"none"`` (one device), ``"mirrored"`` (every visible GPU, or every logical CPU) or
+    ``"multi_worker"`` (every worker ``TF_CONFIG`` names, see :mod:`training.cluster`)."""
     if name == "none":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
     raise BioFaceError(f"train.distribute must be one of {DISTRIBUTE}, got {name!r}")
 
 
-def wants_mixed_precision(setting: str) -> bool:
-    """``"auto"``: half precision on a GPU only (it slows a CPU down)."""
-    if setting not in MIXED_PRECISION:
-        raise BioFaceError(f"train.mixed_precision must be one of {MIXED_PRECISION}, got {setting!r}")
-    if setting == "auto":
-        return bool(tf.config.list_physical_devices("GPU"))
-    return setting == "on"
+def worker_role(name: str) -> cluster.WorkerRole:
+    """This process's place in the cluster: from ``TF_CONFIG`` under ``multi_worker``, else alone."""
+    if name == "multi_worker":
+        return cluster.role_from_tf_config(os.environ.get(cluster.TF_CONFIG))
+    return cluster.SINGLE
+
+
+def precision(setting: str) -> environment.Precision:
+    """The dtype policy for ``train.mixed_precision`` on this machine, with the reason.
+
+    See :func:`training.environment.choose_precision`: ``auto`` is float16
+    on a GPU, bfloat16 on a CPU with native bfloat16, float32 otherwise.
+    """
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    return environment.choose_precision(setting, has_gpu, environment.cpu_flags())
 
 
 @contextlib.contextmanager
-def dtype_policy(mixed: bool):
-    """Mixed float16 for the network while inside; the physics stays float32."""
+def dtype_policy(policy: str):
+    """Keras's global dtype policy while inside; the physics and the losses stay float32."""
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16" if mixed else "float32")
+    keras.config.set_dtype_policy(policy)
     try:
         yield
     finally:
@@ -182,16 +194,27 @@ def _check_data(preset: Preset, faces) -> None:
         raise BioFaceError(f"{len(faces)} faces cannot fill one batch of {preset.train.batch_size - rendered}")
 
 
-def training_batches(preset: Preset, faces, figure: bool = False) -> tf.data.Dataset:
+def training_batches(preset: Preset, faces, figure: bool = False, context=None) -> tf.data.Dataset:
     """Endless batches for ``fit``: rendered faces, file faces, or both mixed per batch.
 
     Every batch carries ``gt_valid`` `(B,)` and ``gt_*`` (zeros for faces
     without ground truth); rendered faces come first in a mixed batch.
     ``figure=True``: an unshuffled, unflipped source for the epoch figure.
+    ``context`` (a ``tf.distribute.InputContext``, under ``multi_worker``):
+    this worker's per-replica batches, rendered with its own seed and read
+    from its shard of the files (:mod:`training.cluster`).
     """
     settings = preset.train
-    rendered = settings.rendered_per_batch
-    from_files = settings.batch_size - rendered
+    replicas, worker, workers = (1, 0, 1) if context is None else (
+        context.num_replicas_in_sync, context.input_pipeline_id, context.num_input_pipelines
+    )
+    rendered = cluster.per_replica(settings.rendered_per_batch, replicas, "train.rendered_per_batch")
+    from_files = cluster.per_replica(
+        settings.batch_size - settings.rendered_per_batch, replicas, "the faces from files per batch"
+    )
+    seed = settings.seed + worker * cluster.WORKER_SEED_OFFSET
+    if from_files and workers > 1:
+        faces = cluster.FaceShard(faces, workers, worker)
     parts = []
     if rendered:
         from bioface_tf.data.stream import make_stream_dataset
@@ -199,12 +222,12 @@ def training_batches(preset: Preset, faces, figure: bool = False) -> tf.data.Dat
         stream = make_stream_dataset(
             rendered,
             image_size=preset.model.image_size,
-            seed=settings.seed + (FIGURE_SEED_OFFSET if figure else 0),
+            seed=seed + (FIGURE_SEED_OFFSET if figure else 0),
             preprocessing=settings.preprocessing,
             flip=settings.flip and not figure,
         )
         if settings.rendered_pool and not figure:
-            stream = pooled(stream, settings.rendered_pool, rendered, settings.seed)
+            stream = pooled(stream, settings.rendered_pool, rendered, seed)
         parts.append(stream)
     if from_files:
         truth = faces.has_ground_truth
@@ -214,7 +237,7 @@ def training_batches(preset: Preset, faces, figure: bool = False) -> tf.data.Dat
             preprocessing=settings.preprocessing,
             flip=settings.flip and not figure,
             shuffle=not figure,
-            seed=settings.seed,
+            seed=seed,
             drop_remainder=True,
             validate=not figure,
             ground_truth=truth,
@@ -222,6 +245,23 @@ def training_batches(preset: Preset, faces, figure: bool = False) -> tf.data.Dat
         )
         parts.append(with_ground_truth_flag(files, preset.model.image_size, truth).repeat())
     return parts[0] if len(parts) == 1 else mix_batches(*parts)
+
+
+def fit_batches(preset: Preset, faces, strategy: tf.distribute.Strategy):
+    """The ``(image, targets)`` pairs ``fit`` trains on.
+
+    Under ``multi_worker`` every worker builds its own pipeline of
+    per-replica batches (``distribute_datasets_from_function``); otherwise
+    one pipeline of global batches, which a ``mirrored`` strategy splits.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return training_pairs(training_batches(preset, faces))
+    replicas = strategy.num_replicas_in_sync
+    cluster.per_replica(preset.train.batch_size, replicas, "train.batch_size")
+    cluster.per_replica(preset.train.rendered_per_batch, replicas, "train.rendered_per_batch")
+    return strategy.distribute_datasets_from_function(
+        lambda context: training_pairs(training_batches(preset, faces, context=context))
+    )
 
 
 def _prepare_out_dir(out_dir: pathlib.Path, preset: Preset) -> None:
@@ -240,6 +280,26 @@ def _prepare_out_dir(out_dir: pathlib.Path, preset: Preset) -> None:
                 "resume it with the same preset and overrides, or choose another --out"
             )
     config.write_text(preset.to_json())
+
+
+def _prepare_write_dir(out_dir: pathlib.Path, preset: Preset, role: cluster.WorkerRole) -> pathlib.Path:
+    """Where this process writes: ``out_dir`` for the chief, a scratch folder for another worker.
+
+    A non-chief worker gets a copy of the chief's resume backup, so that it
+    restores the same epoch.
+    """
+    if role.is_chief:
+        _prepare_out_dir(out_dir, preset)
+        return out_dir
+    if (out_dir / "backup").exists():
+        _check_backup(out_dir / "backup")
+    scratch = cluster.scratch_dir(role)
+    cluster.copy_backup(out_dir / "backup", scratch / "backup")
+    print(
+        f"{role.describe()}: the chief writes the model, logs and figures; this worker writes only to {scratch}",
+        file=sys.stderr,
+    )
+    return scratch
 
 
 def _check_backup(backup: pathlib.Path) -> None:
@@ -272,7 +332,9 @@ def train(
         out_dir: gets ``config.json``, ``model.keras`` (every epoch and at
             the end), ``log.csv`` (loss and every term per epoch),
             ``figures/epoch_NNN.png``, ``tensorboard/``; ``backup/`` exists
-            while the run is unfinished and is where it resumes from.
+            while the run is unfinished and is where it resumes from. Under
+            ``train.distribute=multi_worker`` only the chief writes here;
+            every worker resumes from its ``backup/`` (:mod:`training.cluster`).
         progress: show a progress bar (default: when stdout is a terminal).
         tensorboard: also write TensorBoard logs.
 
@@ -284,19 +346,20 @@ def train(
     """
     out_dir = pathlib.Path(out_dir)
     settings = preset.train
+    role = worker_role(settings.distribute)
     faces = CelebAFaces(data, image_size=preset.model.image_size) if data else None
     _check_data(preset, faces)
-    _prepare_out_dir(out_dir, preset)
+    write_dir = _prepare_write_dir(out_dir, preset, role)
+    strategy = distribution_strategy(settings.distribute)
     keras.utils.set_random_seed(settings.seed)
 
-    strategy = distribution_strategy(settings.distribute)
     if settings.steps_per_epoch:
         steps = settings.steps_per_epoch
     elif settings.rendered_per_batch < settings.batch_size:
         steps = len(faces) // (settings.batch_size - settings.rendered_per_batch)
     else:
         steps = DEFAULT_STREAM_STEPS
-    pairs = training_pairs(training_batches(preset, faces))
+    pairs = fit_batches(preset, faces, strategy)
     figure_batch = agreement_batch = None
     if settings.figure_samples > 0:
         shown = training_pairs(training_batches(preset, faces, figure=True))
@@ -305,25 +368,32 @@ def train(
     supervised = any(getattr(preset.loss, name) > 0 for name in GT_TERMS)
     if settings.agreement_faces > 0 and (settings.rendered_per_batch > 0 or supervised):
         agreement_batch = held_out_rendered(preset, settings.agreement_faces)
+    if role.workers > 1:
+        cluster.check_same_epoch(strategy, cluster.backup_epoch(write_dir / "backup"))
 
-    with dtype_policy(wants_mixed_precision(settings.mixed_precision)), strategy.scope():
+    chosen = precision(settings.mixed_precision)
+    print(f"training in {chosen.policy}: {chosen.reason}", file=sys.stderr)
+    with dtype_policy(chosen.policy), strategy.scope():
         model = build_and_compile(preset, total_steps=settings.epochs * steps)
         if progress is None:
             progress = sys.stdout.isatty()
-        history = model.fit(
-            pairs,
-            epochs=settings.epochs,
-            steps_per_epoch=steps,
-            callbacks=standard_callbacks(
-                out_dir,
-                figure_batch,
-                tensorboard=tensorboard,
-                agreement_batch=agreement_batch,
-                calibration=training_pairs(training_batches(preset, faces, figure=True)),
-                calibration_steps=settings.batch_norm_recalibration,
-            ),
-            verbose=1 if progress else 2,
-            shuffle=False,
-        )
-        model.save(out_dir / "model.keras")
+        fixes = cluster.keras_fit_fixes(model) if role.workers > 1 else contextlib.nullcontext()
+        with fixes:
+            history = model.fit(
+                pairs,
+                epochs=settings.epochs,
+                steps_per_epoch=steps,
+                callbacks=standard_callbacks(
+                    write_dir,
+                    figure_batch,
+                    tensorboard=tensorboard,
+                    agreement_batch=agreement_batch,
+                    calibration=training_pairs(training_batches(preset, faces, figure=True)),
+                    calibration_steps=settings.batch_norm_recalibration,
+                ),
+                verbose=1 if progress else 2,
+                shuffle=False,
+            )
+        model.save(write_dir / "model.keras")
+    cluster.finish(role, write_dir)
     return history

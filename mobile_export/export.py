@@ -54,7 +54,7 @@ BUNDLE_VERSION = 1
 RENDERER_QUANTIZATION = {"float32": "float32", "float16": "float16", "dynamic": "dynamic", "int8": "dynamic"}
 """The renderer's conversion in each bundle variant: never full integer."""
 CALIBRATION_FACES = 100
-ENCODER_FLOAT_LAYERS = ("network_input",)
+ENCODER_FLOAT_LAYERS = ("network_input", "photometric", "exposure_gain")
 """Encoder layers kept float in the ``int8`` variant: the input normalisation
 ``255·x^2.2 − mean`` (a wide-range power curve; int8 rounding of its output
 moved the maps by 0.33 map units, docs/EXPORT.md)."""

@@ -20,9 +20,10 @@ BUILTINS = {name for name in vars(schema.BuiltinOperator) if name.isupper()} - {
 
 @pytest.fixture(scope="module")
 def model():
+    """The shipped recipe's kind of network: photometric input (its ops stay float in int8)."""
     from bioface_tf.model import build_bioface
 
-    return build_bioface(SIZE, "mobile", width_multiplier=0.25)
+    return build_bioface(SIZE, "mobile", width_multiplier=0.25, input_features="photometric")
 
 
 @pytest.fixture(scope="module")

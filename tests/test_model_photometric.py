@@ -98,6 +98,15 @@ def test_photometric_model_round_trips_in_safe_mode_and_its_encoder_agrees(tmp_p
         np.testing.assert_allclose(encoded[name], expected[name], rtol=1e-5, atol=1e-6)
 
 
+def test_image_input_encoder_agrees_with_its_model():
+    model = build_bioface(32, "mobile", width_multiplier=0.25)
+    srgb = _faces()
+    expected = model(preprocess(tf.constant(srgb)), training=False)
+    encoded = build_encoder(model)(tf.constant(srgb))
+    for name in ("fmel", "shading", "b"):
+        np.testing.assert_allclose(encoded[name], expected[name], rtol=1e-5, atol=1e-6)
+
+
 def test_unknown_input_features_and_mismatched_backbones_are_refused():
     with pytest.raises(BioFaceError, match="input_features"):
         build_bioface(32, "mobile", input_features="hsv")

@@ -1,4 +1,4 @@
-"""Training end to end on rendered faces: loss falls, resume, round trip, CLI, distribution."""
+"""Training end to end on rendered faces: loss falls, resume, round trip, CLI, distribution, precision."""
 
 import csv
 import json
@@ -15,7 +15,10 @@ import pytest
 from bioface_tf import cli
 from bioface_tf.data.synth import write_synthetic
 from bioface_tf.errors import BioFaceError
+from bioface_tf.analysis import analyse
+from bioface_tf.data import CelebAFaces
 from training import train as training_train
+from training.environment import choose_precision, cpu_flags
 from training.evaluate import evaluate
 from training.presets import load_preset
 
@@ -153,3 +156,66 @@ def test_half_written_backup_is_reported_not_resumed(tmp_path):
     (backup / "latest.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
     with pytest.raises(BioFaceError, match="latest.weights.h5: the resume backup is unreadable"):
         training_train._prepare_out_dir(tmp_path / "run", load_preset("report"))
+
+
+@pytest.mark.parametrize(
+    "setting, gpu, flags, policy",
+    [
+        ("auto", True, {"avx512_bf16"}, "mixed_float16"),
+        ("auto", False, {"avx512f", "avx512_bf16"}, "mixed_bfloat16"),
+        ("auto", False, {"amx_bf16", "amx_tile"}, "mixed_bfloat16"),
+        ("auto", False, {"avx2", "avx512f"}, "float32"),
+        ("auto", False, set(), "float32"),
+        ("on", False, {"avx2"}, "mixed_bfloat16"),
+        ("on", True, set(), "mixed_float16"),
+        ("off", True, {"avx512_bf16"}, "float32"),
+        ("float16", False, set(), "mixed_float16"),
+        ("bfloat16", True, set(), "mixed_bfloat16"),
+    ],
+)
+def test_precision_follows_the_hardware(setting, gpu, flags, policy):
+    chosen = choose_precision(setting, gpu, frozenset(flags))
+    assert chosen.policy == policy
+    assert f"train.mixed_precision={setting}" in chosen.reason
+
+
+def test_precision_reasons_name_what_was_found_and_bad_settings_are_refused():
+    assert "avx512_bf16" in choose_precision("auto", False, {"avx512_bf16"}).reason
+    assert "lacks avx512_bf16 and amx_bf16" in choose_precision("auto", False, {"avx2"}).reason
+    assert "GPU" in choose_precision("auto", True, set()).reason
+    with pytest.raises(BioFaceError, match="train.mixed_precision must be one of"):
+        choose_precision("half", False, set())
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16 amx_tile\n\nprocessor\t: 1\nflags\t\t: fpu\n")
+    assert cpu_flags(str(cpuinfo)) == {"fpu", "avx2", "avx512_bf16", "amx_tile"}
+    assert cpu_flags(str(tmp_path / "absent")) == frozenset()
+
+
+def test_bfloat16_training_is_finite_and_its_model_infers_in_float32(faces, tmp_path):
+    preset = load_preset(
+        "report", SMALL + ["train.epochs=1", "train.steps_per_epoch=2", "train.figure_samples=0",
+                           "train.mixed_precision=bfloat16"]
+    )
+    history = training_train.train(preset, [faces], tmp_path / "run", progress=False, tensorboard=False)
+    model = history.model
+    assert model.backbone.get_layer("encoder_level1_conv1").compute_dtype == "bfloat16"
+    image = np.random.default_rng(1).normal(0, 40, (2, 32, 32, 3)).astype(np.float32)
+    out = model(image)
+    assert all(out[name].dtype == "float32" for name in ("linear_srgb", "fmel", "b", "specular")), "physics in float32"
+    terms = model.objective(
+        {"srgb": np.full((2, 32, 32, 3), 0.5, np.float32), "mask": np.ones((2, 32, 32, 1), np.float32),
+         "shading": np.ones((2, 32, 32, 1), np.float32)},
+        out,
+    )
+    assert all(value.dtype == "float32" for value in terms.values()), "losses in float32"
+    assert all(np.isfinite(v) and v > 0 for v in history.history["loss"])
+    results = evaluate(tmp_path / "run" / "model.keras", [faces], batch_size=16, progress=False)
+    assert np.isfinite(results["psnr"]) and np.isfinite(results["r_melanin"])
+    loaded = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    assert loaded.backbone.get_layer("encoder_level1_conv1").compute_dtype == "float32", "inference in float32"
+    crops = CelebAFaces([faces], image_size=32).read(np.arange(3))
+    analysis = analyse(loaded, crops["image"], crops["mask"])
+    assert np.all(np.isfinite(analysis.reconstruction))

@@ -350,6 +350,15 @@ def train(
     faces = CelebAFaces(data, image_size=preset.model.image_size) if data else None
     _check_data(preset, faces)
     write_dir = _prepare_write_dir(out_dir, preset, role)
+    try:
+        return _fit(preset, faces, write_dir, role, progress, tensorboard)
+    finally:
+        cluster.finish(role, write_dir)
+
+
+def _fit(preset: Preset, faces, write_dir: pathlib.Path, role: cluster.WorkerRole, progress, tensorboard: bool):
+    """Build the model in the strategy's scope and train it, writing into ``write_dir``."""
+    settings = preset.train
     strategy = distribution_strategy(settings.distribute)
     keras.utils.set_random_seed(settings.seed)
 
@@ -395,5 +404,4 @@ def train(
                 shuffle=False,
             )
         model.save(write_dir / "model.keras")
-    cluster.finish(role, write_dir)
     return history

@@ -150,6 +150,25 @@ def analyse(
         :func:`render` gives for unedited ``params``
         with the model's decoder.
     """
+    image = np.asarray(image, np.float32)
+    params = estimate(model, image, preprocessing, batch_size)
+    reconstruction, albedo = rendering(params, decoder_of(model))
+    return FaceAnalysis(image, np.asarray(mask, np.float32), params, reconstruction, albedo)
+
+
+def estimate(
+    model, image: np.ndarray, preprocessing: str | None = None, batch_size: int = BATCH_SIZE
+) -> dict[str, np.ndarray]:
+    """The model's decoder inputs for face crops, without rendering them.
+
+    Args:
+        model, preprocessing, batch_size: as for :func:`analyse`.
+        image: `(B, S, S, 3)` face crops, sRGB in [0, 1], S the model's size.
+
+    Returns:
+        :data:`PARAMETERS` as float32 arrays: maps `(B, S, S, 1)`, ``b``
+        `(B, 2)`, ``light_weights`` `(B, 14)`, ``cct`` `(B, 1)`.
+    """
     import tensorflow as tf
 
     from bioface_tf.data.pipeline import preprocess
@@ -160,16 +179,13 @@ def analyse(
         raise BioFaceError(f"faces must be (B, {size}, {size}, 3) for this model, got {image.shape}")
     if preprocessing is None:
         preprocessing = getattr(model, "preprocessing", "reference")
-    decoder = decoder_of(model)
     parts = {k: [] for k in PARAMETERS}
     for start in range(0, len(image), batch_size):
         batch = preprocess(tf.constant(image[start : start + batch_size]), preprocessing)
         out = model(batch, training=False)
         for k in PARAMETERS:
             parts[k].append(np.asarray(out[k], np.float32))
-    params = {k: np.concatenate(v) for k, v in parts.items()}
-    reconstruction, albedo = rendering(params, decoder)
-    return FaceAnalysis(image, np.asarray(mask, np.float32), params, reconstruction, albedo)
+    return {k: np.concatenate(v) for k, v in parts.items()}
 
 
 def cct_kelvin(cct) -> np.ndarray:

@@ -64,14 +64,21 @@ def _bundle(args):
     return LiteBioFace(folder, num_threads=args.threads)
 
 
+def _frame_model(lite):
+    """The bundle as a :class:`bioface_tf.video.FrameModel` for video clips."""
+    from bioface_tf.video import FrameModel
+
+    return FrameModel(lite.image_size, lite.encode, lite.render)
+
+
 def run_analyze(args) -> int:
     lite = _bundle(args)
-    return analyze.analyze_inputs(args, lite, lite.analyse, prog="bioface-lite analyze")
+    return analyze.analyze_inputs(args, lite, lite.analyse, prog="bioface-lite analyze", frame_model=_frame_model(lite))
 
 
 def run_edit(args) -> int:
     lite = _bundle(args)
-    return edit.edit_image(args, lite, lite.analyse, lite, prog="bioface-lite edit")
+    return edit.edit_image(args, lite, lite.analyse, lite, prog="bioface-lite edit", frame_model=_frame_model(lite))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ import sys
 
 from bioface_tf.commands.model_option import add_model_argument, model_file
 from bioface_tf.commands.photo_options import add_photo_face_arguments, announce_crop
+from bioface_tf.commands.video_options import add_video_arguments, analyze_clips, split_clips
 
 
 DESCRIPTION = (
@@ -23,13 +24,15 @@ DESCRIPTION = (
     "and haemoglobin maps (viridis, map value and volume fraction), diffuse and specular "
     "shading, diffuse albedo, params.json (illuminant and camera) and maps.npz, plus "
     "DIR/figure.png with a row per face. Inputs that fail are reported and skipped; the exit "
-    "status is then 1."
+    "status is then 1. Video clips (.mp4, .avi, .mov) give DIR/<clip>/frames.jsonl (per-frame light, "
+    "camera and mean maps of the tracked face, smoothed in time), video.json and, with --maps-video, maps.mp4; "
+    "audio is ignored."
 )
 
 
 def add_analyze_arguments(parser) -> None:
     """The input, output and figure flags of ``bioface analyze`` (all but the model)."""
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE", help="photos, folders or HDF5 files")
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE", help="photos, folders, HDF5 files or video clips")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument(
         "--limit", type=int, default=None, metavar="N", help="at most N faces from each HDF5 file (default: all)"
@@ -38,6 +41,7 @@ def add_analyze_arguments(parser) -> None:
         "--figure-rows", type=int, default=8, metavar="N", help="faces shown in figure.png (default: 8)",
     )
     add_photo_face_arguments(parser, "analyse")
+    add_video_arguments(parser, analyse=True)
 
 
 def register(subparsers) -> None:
@@ -53,20 +57,32 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from bioface_tf.analysis import analyse, load_model
+    from bioface_tf.video import keras_frame_model
 
     model = load_model(model_file(args, "bioface analyze"))
-    return analyze_inputs(args, model, functools.partial(analyse, model))
+    return analyze_inputs(args, model, functools.partial(analyse, model), frame_model=keras_frame_model(model))
 
 
-def analyze_inputs(args, model, analyser, prog: str = "bioface analyze") -> int:
-    """Analyse ``args.inputs`` into ``args.out`` (:func:`bioface_tf.analysis.analyse_files`).
+def analyze_inputs(args, model, analyser, prog: str = "bioface analyze", frame_model=None) -> int:
+    """Analyse ``args.inputs`` into ``args.out``: images with :func:`bioface_tf.analysis.analyse_files`,
+    video clips with :func:`bioface_tf.commands.video_options.analyze_clips`.
 
     Args:
         args: parsed arguments (:func:`add_analyze_arguments`).
         model: the model, or anything with its ``image_size``.
         analyser: ``(faces, masks) → FaceAnalysis``.
         prog: the command's name in messages.
+        frame_model: the :class:`bioface_tf.video.FrameModel` for clips.
     """
+    clips, images = split_clips(args.inputs)
+    status = analyze_clips(args, clips, frame_model, prog) if clips else 0
+    if images:
+        status = max(status, _analyze_images(args, images, model, analyser, prog))
+    return status
+
+
+def _analyze_images(args, inputs, model, analyser, prog: str) -> int:
+    """Analyse photos, folders and HDF5 files (:func:`bioface_tf.analysis.analyse_files`); the exit status."""
     from tqdm import tqdm
 
     from bioface_tf.analysis import analyse_files
@@ -75,7 +91,7 @@ def analyze_inputs(args, model, analyser, prog: str = "bioface analyze") -> int:
     out = pathlib.Path(args.out)
     result = analyse_files(
         model,
-        args.inputs,
+        inputs,
         out,
         limit=args.limit,
         figure_rows=args.figure_rows,

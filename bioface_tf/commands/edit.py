@@ -12,6 +12,7 @@ import pathlib
 
 from bioface_tf.commands.model_option import add_model_argument, model_file
 from bioface_tf.commands.photo_options import add_photo_face_arguments, announce_crop
+from bioface_tf.commands.video_options import add_video_arguments, edit_clip
 
 
 DESCRIPTION = (
@@ -20,7 +21,9 @@ DESCRIPTION = (
     "face crop is taken whole when no face is detected) or one face of a CelebA-layout HDF5 "
     "file. Offsets act on the "
     "scaled maps in [-1, 1] (clipped there); everything else is held fixed. Outside the "
-    "face mask the photo is unchanged."
+    "face mask the photo is unchanged. A video clip (.mp4, .avi, .mov) is edited frame by frame, its face "
+    "tracked and the maps smoothed in time (--smooth), into OUT.mp4/.mov/.avi of the same size, frame rate "
+    "and frame count; audio is not copied."
 )
 
 
@@ -28,8 +31,8 @@ def add_edit_arguments(parser) -> None:
     """The image, output and edit flags of ``bioface edit`` (all but the model)."""
     from bioface_tf.palette import ILLUMINANT_CHOICES
 
-    parser.add_argument("image", metavar="IMAGE", help="a photo, or an HDF5 file with --face")
-    parser.add_argument("--out", required=True, metavar="OUT.png", help="the edited image")
+    parser.add_argument("image", metavar="IMAGE", help="a photo, a video clip, or an HDF5 file with --face")
+    parser.add_argument("--out", required=True, metavar="OUT.png", help="the edited image (a clip: OUT.mp4)")
     parser.add_argument("--melanin", type=float, default=0.0, metavar="D", help="add D to the melanin map")
     parser.add_argument("--haemoglobin", type=float, default=0.0, metavar="D", help="add D to the haemoglobin map")
     parser.add_argument("--specular", type=float, default=1.0, metavar="S", help="scale highlights by S (0 removes)")
@@ -42,6 +45,7 @@ def add_edit_arguments(parser) -> None:
     )
     parser.add_argument("--face", type=int, default=0, metavar="K", help="face index in an HDF5 file (default: 0)")
     add_photo_face_arguments(parser, "edit")
+    add_video_arguments(parser)
 
 
 def register(subparsers) -> None:
@@ -57,12 +61,15 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from bioface_tf.analysis import analyse, decoder_of, load_model
+    from bioface_tf.video import keras_frame_model
 
     model = load_model(model_file(args, "bioface edit"))
-    return edit_image(args, model, functools.partial(analyse, model), decoder_of(model))
+    return edit_image(
+        args, model, functools.partial(analyse, model), decoder_of(model), frame_model=keras_frame_model(model)
+    )
 
 
-def edit_image(args, model, analyser, decoder, prog: str = "bioface edit") -> int:
+def edit_image(args, model, analyser, decoder, prog: str = "bioface edit", frame_model=None) -> int:
     """Edit ``args.image`` as the flags of :func:`add_edit_arguments` say and write ``args.out``.
 
     Args:
@@ -71,18 +78,23 @@ def edit_image(args, model, analyser, decoder, prog: str = "bioface edit") -> in
         analyser: ``(faces, masks) → FaceAnalysis``.
         decoder: renders decoder inputs (``params → {"srgb": …}``).
         prog: the command's name in messages.
+        frame_model: the :class:`bioface_tf.video.FrameModel` for a video clip
+            (:func:`bioface_tf.commands.video_options.edit_clip`).
     """
     from bioface_tf.data.faces import Failure, is_hdf5, iter_faces
     from bioface_tf.data.photos import find_faces
     from bioface_tf.editing import Edit, edit_faces, edit_photo
     from bioface_tf.errors import BioFaceError
     from bioface_tf.figures import write_png
+    from bioface_tf.video import is_video
 
     try:
         edit = Edit(args.melanin, args.haemoglobin, args.specular, args.illuminant)
     except ValueError as err:
         raise BioFaceError(str(err)) from None
     path = pathlib.Path(args.image)
+    if is_video(path):
+        return edit_clip(args, edit, frame_model, prog)
     image_size = model.image_size
     if is_hdf5(path):
         if args.all_faces:

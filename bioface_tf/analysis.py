@@ -302,6 +302,7 @@ def analyse_files(
     crop: str = "detect",
     all_faces: bool = False,
     on_face=None,
+    mask: str = "skin",
 ) -> AnalysisRun:
     """Analyse every face in photos, folders and HDF5 files; write the results.
 
@@ -327,6 +328,8 @@ def analyse_files(
             a photo is analysed (:func:`bioface_tf.data.faces.iter_faces`).
         on_face: called with each face (:class:`bioface_tf.data.faces.Face`)
             before it is analysed (e.g. to say it was taken whole).
+        mask: a photo's face mask, one of :data:`bioface_tf.masks.MASK_KINDS`
+            (HDF5 faces keep their own).
     """
     from tqdm import tqdm
 
@@ -351,7 +354,7 @@ def analyse_files(
 
     batch = []
     with tqdm(desc="analysing faces", unit="face", disable=None if progress is None else not progress) as bar:
-        for item in iter_faces(inputs, model.image_size, limit=limit, crop=crop, all_faces=all_faces):
+        for item in iter_faces(inputs, model.image_size, limit=limit, crop=crop, all_faces=all_faces, mask=mask):
             if isinstance(item, Failure):
                 run.failures.append(item)
                 if on_failure:

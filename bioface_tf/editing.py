@@ -203,15 +203,19 @@ def edit_photo(
     feather: float = FEATHER,
     analyser=None,
     decoder=None,
+    mask: str = "skin",
 ) -> np.ndarray:
     """Edit the faces in a photo of any size and keep its full resolution.
 
     Each face's square (by default the largest face's,
     :func:`bioface_tf.data.photos.face_squares`: a photo that is already a
     face crop is taken whole when no face is detected) is cropped to the
-    model's size with the elliptical face mask; the crops are analysed and
-    edited together (:func:`edit_faces`), and each crop's change is resized
-    and added to the photo (:func:`bioface_tf.data.photos.paste_change`).
+    model's size with its face mask (:func:`bioface_tf.data.photos.square_masks`:
+    the skin, or an ellipse); the crops are analysed and edited together
+    (:func:`edit_faces`), and each crop's change is resized, limited to the
+    mask at the photo's resolution, and added to the photo
+    (:func:`bioface_tf.data.photos.paste_change`), so hair, eyes and
+    background keep their pixels.
 
     Args:
         model: a trained BioFaceNet, or anything with an ``image_size``
@@ -225,12 +229,14 @@ def edit_photo(
             :func:`bioface_tf.analysis.analyse` with ``model``, and
         decoder: the renderer that goes with it (the on-device runtime,
             :class:`mobile_export.runtime.LiteBioFace`, passes both).
+        mask: the face mask, one of :data:`bioface_tf.masks.MASK_KINDS`.
 
     Returns:
         `(H, W, 3)` float32 in [0, 1]; outside the faces' masks equal to ``photo``.
 
     Raises:
-        BioFaceError: no face found in the photo, or ``squares`` is empty.
+        BioFaceError: no face found in the photo, ``squares`` is empty, or
+            a face's skin mask is empty.
     """
     from bioface_tf.data import photos
 
@@ -241,10 +247,14 @@ def edit_photo(
         raise BioFaceError("no face found in the photo")
     size = model.image_size
     crops = np.stack([photos.crop_square(photo, square, size) for square in squares])
-    masks = np.broadcast_to(photos.elliptical_mask(size), (len(crops), size, size, 1)).copy()
+    both = [photos.square_masks(photo, square, mask, [size, square[2]]) for square in squares]
+    for k, (square, (small, _)) in enumerate(zip(squares, both)):
+        if not small.any():
+            raise BioFaceError(f"face {k} at {tuple(square)} (left, top, side): no skin found, the skin mask is empty")
+    masks = np.stack([small[..., None] for small, _ in both])
     if analyser is None:
         analyser, decoder = functools.partial(analyse, model), decoder_of(model)
     edited = edit_faces(analyser(crops, masks), edit, decoder, residual, feather)
-    for square, crop, face in zip(squares, crops, edited):
-        photo = photos.paste_change(photo, square, crop, face)
+    for square, crop, face, (_, full) in zip(squares, crops, edited, both):
+        photo = photos.paste_change(photo, square, crop, face, full)
     return photo

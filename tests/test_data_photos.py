@@ -1,4 +1,6 @@
-"""Face photos: detection with OpenCV's cascade, crop, resize, elliptical mask."""
+"""Face photos: detection with OpenCV's cascade, crop, resize, skin or elliptical mask."""
+
+import pytest
 
 import cv2
 import numpy as np
@@ -10,10 +12,11 @@ SKIN_RGB = np.array([220, 180, 150]) / 255.0
 BACKGROUND_RGB = np.array([90, 120, 160]) / 255.0
 
 
-def test_face_is_found_cropped_and_resized(tmp_path):
+@pytest.mark.parametrize("mask, held", [("ellipse", 0.9), ("skin", 0.8)])
+def test_face_is_found_cropped_and_resized(tmp_path, mask, held):
     photo = draw_face(300, 420, centre=(300, 140), scale=0.9)
     cv2.imwrite(str(tmp_path / "face.png"), photo)
-    faces = PhotoFaces([tmp_path], image_size=64, progress=False)
+    faces = PhotoFaces([tmp_path], image_size=64, progress=False, mask=mask)
     batch = faces.read([0])
     image = batch["image"][0]
     assert image.shape == (64, 64, 3)
@@ -21,7 +24,10 @@ def test_face_is_found_cropped_and_resized(tmp_path):
     rows, cols = np.nonzero(skin)
     assert abs(rows.mean() - 32) < 5 and abs(cols.mean() - 32) < 5, "the face is centred"
     inside = batch["mask"][0, ..., 0] > 0.5
-    assert inside[skin].mean() > 0.9, "the elliptical mask holds the face"
+    assert inside[skin].mean() > held, "the mask holds the face"
+    if mask == "skin":
+        white = image.min(axis=-1) > 0.9
+        assert white.any() and not inside[white].any(), "and not the white of the eyes"
     assert not inside[0, :].any() and not inside[:, 0].any(), "and not the crop's border"
     corner = image[1, 1]
     assert np.abs(corner - BACKGROUND_RGB).max() < 0.1, "the crop's corner is background"

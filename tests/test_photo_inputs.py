@@ -109,13 +109,14 @@ def test_crop_none_takes_the_whole_photo_and_detect_its_face(files, tmp_path, ca
     height, width = read_photo(photo).shape[:2]
     (box,) = detect_faces(read_photo(photo))
     face_x = box[0] + box[2] / 2
-    for crop, expected_x in (("detect", face_x), ("none", width / 2)):
+    # the whole 800x600 photo's centre is background, where no skin mask can be found: the ellipse there
+    for crop, mask, expected_x in (("detect", "skin", face_x), ("none", "ellipse", width / 2)):
         out = tmp_path / f"{crop}.png"
         assert bioface(["edit", str(photo), "--model", str(files["model"]), "--crop", crop, "--melanin", "0.6",
-                        "--out", str(out)]) == 0, capsys.readouterr().err
+                        "--mask", mask, "--out", str(out)]) == 0, capsys.readouterr().err
         x, _ = _centroid(_changed(photo, out))
         assert abs(x - expected_x) < 40, (crop, x, expected_x)
-    assert bioface(["analyze", str(photo), "--model", str(files["model"]), "--crop", "none",
+    assert bioface(["analyze", str(photo), "--model", str(files["model"]), "--crop", "none", "--mask", "ellipse",
                     "--out", str(tmp_path / "maps")]) == 0
     record = json.loads((tmp_path / "maps" / "portrait" / "params.json").read_text())
     assert record["crop"] == CROP_WHOLE_ASKED
@@ -132,7 +133,9 @@ def test_a_large_non_square_photo_without_a_face_is_an_error_unless_crop_none(fi
     err = capsys.readouterr().err
     assert f"{wall}: no face found" in err
     assert not out.exists()
-    assert bioface([*args, "--crop", "none"]) == 0
+    assert bioface([*args, "--crop", "none"]) == 1
+    assert f"{wall}: no skin found" in capsys.readouterr().err, "a grey wall has no skin colour"
+    assert bioface([*args, "--crop", "none", "--mask", "ellipse"]) == 0
     assert cv2.imread(str(out)).shape == (300, 500, 3)
 
 

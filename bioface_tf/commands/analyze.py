@@ -98,6 +98,7 @@ def _analyze_images(args, inputs, model, analyser, prog: str) -> int:
         on_failure=lambda failure: tqdm.write(f"{prog}: skipped {failure.message}", file=sys.stderr),
         analyser=analyser,
         crop=args.crop,
+        mask=args.mask,
         all_faces=args.all_faces,
         on_face=lambda face: announce_crop(prog, face.source, face.crop),
     )

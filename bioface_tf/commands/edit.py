@@ -112,11 +112,12 @@ def edit_image(args, model, analyser, decoder, prog: str = "bioface edit", frame
         result = edit_faces(faces, edit, decoder, residual=args.residual)[0]
         count = 1
     else:
-        found = find_faces(path, image_size, crop=args.crop, all_faces=args.all_faces)
+        found = find_faces(path, image_size, crop=args.crop, all_faces=args.all_faces, mask=args.mask)
         announce_crop(prog, path, found[0].crop)
         squares = [face.square for face in found]
         result = edit_photo(
-            model, found[0].photo, edit, squares=squares, residual=args.residual, analyser=analyser, decoder=decoder
+            model, found[0].photo, edit, squares=squares, residual=args.residual, analyser=analyser, decoder=decoder,
+            mask=args.mask,
         )
         count = len(found)
     out = write_png(args.out, result)

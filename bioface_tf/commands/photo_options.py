@@ -1,4 +1,4 @@
-"""The ``--crop`` and ``--all-faces`` options of the commands that take photos.
+"""The ``--crop``, ``--all-faces`` and ``--mask`` options of the commands that take photos.
 
 ``bioface analyze`` and ``edit`` (and their ``bioface-lite`` twins) choose a
 photo's faces with them (:func:`bioface_tf.data.photos.face_squares`) and
@@ -12,8 +12,9 @@ import sys
 
 
 def add_photo_face_arguments(parser, action: str) -> None:
-    """Add ``--crop`` and ``--all-faces``; ``action`` is the verb in their help (``analyse``, ``edit``)."""
+    """Add ``--crop``, ``--all-faces`` and ``--mask``; ``action`` is the verb in their help (``analyse``, ``edit``)."""
     from bioface_tf.data.photos import CROP_MODES, CROP_SMALL_SIDE, CROP_SQUARENESS
+    from bioface_tf.masks import MASK_KINDS
 
     parser.add_argument(
         "--crop", choices=CROP_MODES, default="detect",
@@ -25,6 +26,12 @@ def add_photo_face_arguments(parser, action: str) -> None:
     parser.add_argument(
         "--all-faces", action="store_true",
         help=f"{action} every face the detector finds in a photo (default: the largest)",
+    )
+    parser.add_argument(
+        "--mask", choices=MASK_KINDS, default="skin",
+        help=f"which pixels of a photo's face to {action}: skin = the skin found by colour, OpenCV's eye detector "
+        f"and GrabCut (not hair, eyes, mouth interior, glasses' frames or background); ellipse = an upright "
+        f"ellipse in the face crop (default: skin)",
     )
 
 

@@ -4,7 +4,8 @@ The analysis and editing commands take any mix of inputs:
 
 * a photo (JPEG/PNG, any size): its largest face (or every face) is found
   with the detector of :mod:`~bioface_tf.data.photos`, cropped to the model
-  size and given the elliptical mask; an image that is already a face crop
+  size and given its skin mask (:mod:`bioface_tf.masks`; or the elliptical
+  mask on request); an image that is already a face crop
   is taken whole when no face is detected in it
   (:func:`~bioface_tf.data.photos.find_faces`); the photo can come along so
   an edit can be pasted back at full resolution;
@@ -32,7 +33,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from bioface_tf.data.celeba import expand_paths
-from bioface_tf.data.photos import elliptical_mask, find_faces, is_photo
+from bioface_tf.data.photos import find_faces, is_photo
 from bioface_tf.errors import DataError
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
@@ -54,6 +55,8 @@ class Face:
         square: ``(left, top, side)`` of the crop in the photo (photos only).
         crop: how the crop was chosen (photos only;
             :data:`~bioface_tf.data.photos.CROP_DETECTED` and the others).
+        mask_kind: which face mask a photo's face has (photos only; one of
+            :data:`bioface_tf.masks.MASK_KINDS`).
     """
 
     name: str
@@ -63,12 +66,15 @@ class Face:
     photo: np.ndarray | None = None
     square: tuple[int, int, int] | None = None
     crop: str | None = None
+    mask_kind: str | None = None
 
     def record(self) -> dict:
-        """What ``params.json`` says of where the face came from: ``source``, and for photos ``crop``, ``crop_square``."""
+        """What ``params.json`` says of where the face came from: ``source``; for photos ``crop``, ``crop_square``, ``mask``."""
         record = {"source": str(self.source)}
         if self.crop is not None:
             record.update(crop=self.crop, crop_square=[int(v) for v in self.square])
+        if self.mask_kind is not None:
+            record.update(mask=self.mask_kind)
         return record
 
 
@@ -119,6 +125,7 @@ def iter_faces(
     keep_photo: bool = False,
     crop: str = "detect",
     all_faces: bool = False,
+    mask: str = "skin",
 ) -> Iterator[Face | Failure]:
     """Faces from photos, folders and HDF5 files, or a :class:`Failure` each.
 
@@ -133,6 +140,8 @@ def iter_faces(
             (:func:`~bioface_tf.data.photos.face_squares`).
         all_faces: every face of a photo, named ``<stem>_face<k>`` left to
             right; otherwise its largest face, named ``<stem>``.
+        mask: a photo's face mask, one of :data:`bioface_tf.masks.MASK_KINDS`
+            (HDF5 faces keep their own masks).
 
     Yields:
         :class:`Face` or :class:`Failure`, in input order. Names are
@@ -144,7 +153,6 @@ def iter_faces(
         seen[name] = seen.get(name, 0) + 1
         return name if seen[name] == 1 else f"{name}_{seen[name]}"
 
-    mask = elliptical_mask(size)
     for path in _files(inputs):
         if isinstance(path, Failure):
             yield path
@@ -155,7 +163,7 @@ def iter_faces(
                     face.name = unique(face.name)
                     yield face
                 continue
-            found = find_faces(path, size, crop, all_faces)
+            found = find_faces(path, size, crop, all_faces, mask)
         except DataError as err:
             message = str(err)
             yield Failure(path, message if str(path) in message else f"{path}: {message}")
@@ -163,5 +171,5 @@ def iter_faces(
         for k, face in enumerate(found):
             name = f"{_safe(path.stem)}_face{k}" if all_faces else _safe(path.stem)
             yield Face(
-                unique(name), path, face.face, mask.copy(), face.photo if keep_photo else None, face.square, face.crop
+                unique(name), path, face.face, face.mask, face.photo if keep_photo else None, face.square, face.crop, mask
             )

@@ -3,7 +3,10 @@
 Each photo is searched for a face with OpenCV's bundled Viola–Jones detector
 (``haarcascade_frontalface_default.xml`` from ``cv2.data.haarcascades``); the
 largest face found (or, on request, every face) is cropped with a margin to a
-square, resized to the model size, and given an elliptical face mask.
+square, resized to the model size, and given a face mask: the skin of the
+face (:func:`bioface_tf.masks.skin_mask`; ``mask="ellipse"`` for the old
+upright ellipse). A face whose mask comes out empty (nothing in its crop
+looks like skin) is an error naming the file.
 
 Images that are already face crops (a 64×64 aligned face, the form
 CelebA-style data comes in) often hold no face the detector finds: the face
@@ -42,14 +45,15 @@ from tqdm import tqdm
 
 from bioface_tf.data.celeba import expand_paths
 from bioface_tf.errors import DataError
+from bioface_tf.masks import (  # MASK_CENTRE, MASK_SEMI_AXES, elliptical_mask: also read from here
+    MASK_CENTRE, MASK_SEMI_AXES, WORK_SIZE, elliptical_mask, face_mask, resize_mask,
+)
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 MIN_SIDE = 32
 DETECTION_MAX_SIDE = 800
 CROP_SCALE = 1.5
 CROP_SHIFT_DOWN = 0.05
-MASK_CENTRE = (0.5, 0.53)
-MASK_SEMI_AXES = (0.33, 0.43)
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 JPEG_TAIL = 4096
 DUPLICATE_OVERLAP = 0.3
@@ -220,18 +224,23 @@ def crop_square(rgb: np.ndarray, square: tuple[int, int, int], size: int) -> np.
     return np.clip(cv2.resize(crop, (size, size), interpolation=interpolation), 0.0, 1.0)
 
 
-def paste_change(photo: np.ndarray, square: tuple[int, int, int], before: np.ndarray, after: np.ndarray) -> np.ndarray:
+def paste_change(
+    photo: np.ndarray, square: tuple[int, int, int], before: np.ndarray, after: np.ndarray, mask: np.ndarray | None = None
+) -> np.ndarray:
     """Carry a change made to a face crop back into the full-resolution photo.
 
     The change ``after − before`` (at crop resolution) is resized to the
-    crop's square and added to the photo there, so the photo keeps its own
-    full-resolution detail; where the change is zero the photo is unchanged.
+    crop's square, multiplied by ``mask`` when given, and added to the photo
+    there, so the photo keeps its own full-resolution detail; where the
+    change (or the mask) is zero the photo is unchanged.
 
     Args:
         photo: `(H, W, 3)` the photo in [0, 1].
         square: ``(left, top, side)``, the crop's square in the photo
             (:func:`crop_box`).
         before, after: `(size, size, 3)` the crop before and after the change.
+        mask: `(side, side)` the face mask at the photo's resolution
+            (:func:`square_masks`), or None.
 
     Returns:
         `(H, W, 3)` float32 in [0, 1], a new array.
@@ -240,6 +249,8 @@ def paste_change(photo: np.ndarray, square: tuple[int, int, int], before: np.nda
     height, width = photo.shape[:2]
     change = np.asarray(after, np.float32) - np.asarray(before, np.float32)
     change = cv2.resize(change, (side, side), interpolation=cv2.INTER_LINEAR)
+    if mask is not None:
+        change = change * np.asarray(mask, np.float32).reshape(side, side, 1)
     out = np.array(photo, np.float32)
     x0, y0 = max(left, 0), max(top, 0)
     x1, y1 = min(left + side, width), min(top + side, height)
@@ -249,12 +260,31 @@ def paste_change(photo: np.ndarray, square: tuple[int, int, int], before: np.nda
     return out
 
 
-def elliptical_mask(size: int) -> np.ndarray:
-    """A face mask, 1 inside an upright ellipse, `(size, size, 1)` float32."""
-    coords = (np.arange(size, dtype=np.float32) + 0.5) / size
-    u = (coords[None, :] - MASK_CENTRE[0]) / MASK_SEMI_AXES[0]
-    v = (coords[:, None] - MASK_CENTRE[1]) / MASK_SEMI_AXES[1]
-    return (u * u + v * v <= 1.0).astype(np.float32)[..., None]
+def square_masks(rgb: np.ndarray, square: tuple[int, int, int], kind: str, sides: Sequence[int]) -> list[np.ndarray]:
+    """The face mask of the square ``(left, top, side)`` of a photo at each of ``sides``, `(s, s)` float32 each.
+
+    ``kind`` is one of :data:`bioface_tf.masks.MASK_KINDS`. The skin is
+    found once, in the square cropped at :data:`bioface_tf.masks.WORK_SIZE`
+    (:func:`bioface_tf.masks.skin_mask`), and resized to each side
+    (:func:`bioface_tf.masks.resize_mask`); the ellipse is drawn at each side.
+    Pass the model's size for the crop's mask and ``square[2]`` for the
+    mask at the photo's resolution.
+    """
+    if kind == "ellipse":
+        return [elliptical_mask(side)[..., 0] for side in sides]
+    work = face_mask(crop_square(rgb, square, WORK_SIZE), kind)
+    return [resize_mask(work, side) for side in sides]
+
+
+def checked_mask(path, square: tuple[int, int, int], mask: np.ndarray) -> np.ndarray:
+    """``mask`` unchanged, or a :class:`DataError` naming ``path`` when it is empty."""
+    if not np.any(mask > 0.5):
+        raise DataError(
+            f"{path}: no skin found in the face at {tuple(int(v) for v in square)} (left, top, side): the skin "
+            f"mask is empty (nothing there has skin colours, e.g. a greyscale image saved as RGB); "
+            f"--mask ellipse uses an elliptical mask instead"
+        )
+    return mask
 
 
 @dataclasses.dataclass
@@ -270,6 +300,7 @@ class FacePhoto:
         face: `(size, size, 3)` the crop, resized.
         crop: how the crop was chosen: :data:`CROP_DETECTED`,
             :data:`CROP_WHOLE_UNDETECTED` or :data:`CROP_WHOLE_ASKED`.
+        mask: `(size, size, 1)` the face mask, float32 in {0, 1}.
     """
 
     path: pathlib.Path
@@ -277,20 +308,27 @@ class FacePhoto:
     square: tuple[int, int, int]
     face: np.ndarray
     crop: str = CROP_DETECTED
+    mask: np.ndarray | None = None
 
 
-def find_face(path: str | pathlib.Path, size: int) -> FacePhoto:
+def find_face(path: str | pathlib.Path, size: int, mask: str = "skin") -> FacePhoto:
     """Read a photo and crop its largest detected face to `(size, size, 3)`; never the whole image.
 
+    Args:
+        mask: the face mask, one of :data:`bioface_tf.masks.MASK_KINDS`.
+
     Raises:
-        DataError: as :func:`read_photo`, or when no face is found.
+        DataError: as :func:`read_photo`, when no face is found, or when
+            its skin mask is empty.
     """
     rgb = read_photo(path)
     box = detect_face(rgb)
     if box is None:
         raise DataError(f"{path}: no face found")
     square = crop_box(box)
-    return FacePhoto(pathlib.Path(path), rgb, square, crop_square(rgb, square, size))
+    (face_mask_,) = square_masks(rgb, square, mask, [size])
+    checked_mask(path, square, face_mask_)
+    return FacePhoto(pathlib.Path(path), rgb, square, crop_square(rgb, square, size), mask=face_mask_[..., None])
 
 
 def face_squares(rgb: np.ndarray, crop: str = "detect", all_faces: bool = False) -> list[tuple[tuple[int, int, int], str]]:
@@ -323,20 +361,24 @@ def face_squares(rgb: np.ndarray, crop: str = "detect", all_faces: bool = False)
     return []
 
 
-def find_faces(path: str | pathlib.Path, size: int, crop: str = "detect", all_faces: bool = False) -> list[FacePhoto]:
-    """Read a photo and crop its faces to `(size, size, 3)` (:func:`face_squares`).
+def find_faces(
+    path: str | pathlib.Path, size: int, crop: str = "detect", all_faces: bool = False, mask: str = "skin"
+) -> list[FacePhoto]:
+    """Read a photo and crop its faces to `(size, size, 3)` (:func:`face_squares`), each with its mask.
 
     Args:
         path: the photo.
         size: the model's input side, pixels.
         crop, all_faces: as for :func:`face_squares`.
+        mask: the face mask, one of :data:`bioface_tf.masks.MASK_KINDS`.
 
     Returns:
         One :class:`FacePhoto` per face (sharing the photo array), at least one.
 
     Raises:
-        DataError: as :func:`read_photo`, or when no face is found in a photo
-            that does not look like a face crop.
+        DataError: as :func:`read_photo`, when no face is found in a photo
+            that does not look like a face crop, or when a face's skin mask
+            is empty.
     """
     rgb = read_photo(path)
     found = face_squares(rgb, crop, all_faces)
@@ -347,7 +389,13 @@ def find_faces(path: str | pathlib.Path, size: int, crop: str = "detect", all_fa
             f"nearly square or at most {CROP_SMALL_SIDE} pixels on its shorter side; --crop none takes any image whole)"
         )
     path = pathlib.Path(path)
-    return [FacePhoto(path, rgb, square, crop_square(rgb, square, size), how) for square, how in found]
+    return [
+        FacePhoto(
+            path, rgb, square, crop_square(rgb, square, size), how,
+            checked_mask(path, square, square_masks(rgb, square, mask, [size])[0])[..., None],
+        )
+        for square, how in found
+    ]
 
 
 def load_face_photo(path: str | pathlib.Path, size: int) -> np.ndarray:
@@ -380,11 +428,13 @@ class PhotoFaces:
         inputs: photo files, folders of photos, or glob patterns.
         image_size: side of the square crops.
         progress: show a progress bar while detecting faces.
+        mask: each face's mask, one of :data:`bioface_tf.masks.MASK_KINDS`
+            (default: its skin).
 
     Attributes:
         paths: the photos a face was taken from, in order.
         skipped: ``(path, reason)`` for each photo left out (no face found,
-            unreadable, not RGB, too small).
+            unreadable, not RGB, too small, no skin found).
 
     Raises:
         DataError: when no photo gives a face (the message lists why).
@@ -392,24 +442,28 @@ class PhotoFaces:
 
     has_ground_truth = False
 
-    def __init__(self, inputs: Sequence[str | pathlib.Path], image_size: int = 64, progress: bool = True):
+    def __init__(
+        self, inputs: Sequence[str | pathlib.Path], image_size: int = 64, progress: bool = True, mask: str = "skin"
+    ):
         self.image_size = image_size
         self.paths: list[pathlib.Path] = []
         self.skipped: list[tuple[pathlib.Path, str]] = []
-        crops = []
+        crops, masks = [], []
         candidates = photo_paths(inputs)
         for path in tqdm(candidates, desc="detecting faces", unit="photo", disable=not progress or len(candidates) < 20):
             try:
-                crops.append(load_face_photo(path, image_size))
+                found = find_face(path, image_size, mask)
             except DataError as err:
                 self.skipped.append((path, str(err).removeprefix(f"{path}: ")))
                 continue
+            crops.append(found.face)
+            masks.append(found.mask)
             self.paths.append(path)
         if not crops:
             reasons = "; ".join(f"{p}: {why}" for p, why in self.skipped[:5])
             raise DataError(f"no face found in any of {len(candidates)} photos ({reasons})")
         self._images = np.round(np.stack(crops) * 255.0).astype(np.uint8)
-        self._mask = elliptical_mask(image_size)
+        self._masks = np.stack(masks).astype(bool)
 
     def __len__(self) -> int:
         return len(self._images)
@@ -425,7 +479,7 @@ class PhotoFaces:
         n, size = len(indices), self.image_size
         return {
             "image": self._images[indices].astype(np.float32) / 255.0,
-            "mask": np.broadcast_to(self._mask, (n, size, size, 1)).copy(),
+            "mask": self._masks[indices].astype(np.float32),
             "normals": np.zeros((n, size, size, 3), np.float32),
             "shading": np.zeros((n, size, size, 1), np.float32),
             "shading_valid": np.zeros(n, np.float32),

@@ -570,7 +570,8 @@ def edit_video(
     info, frames = read_frames(path)
     run = VideoRun(pathlib.Path(path), [pathlib.Path(out)], info.width, info.height, info.fps)
     faces = VideoFaces(frame_model, info.fps, crop, map_time_constant)
-    with VideoWriter(out, info.width, info.height, info.fps) as writer, _progress(info, "editing frames", progress) as bar:
+    writer = VideoWriter(out, info.width, info.height, info.fps)
+    with writer, _progress(info, "editing frames", progress) as bar:
         for frame in frames:
             face = faces.step(frame)
             writer.write(edit_frame(frame, face, edit, frame_model.render, residual, mask=faces.mask))

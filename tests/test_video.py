@@ -302,3 +302,20 @@ def test_the_moving_average_has_the_documented_time_constant():
         state = smoother.update(ones, square)
     assert state["fmel"].mean() == pytest.approx(1 - np.exp(-1), abs=0.01), "a step reaches 1 - 1/e after tau"
     assert ParameterSmoother(fps, 0.0).update(ones, square)["cct"][0, 0] == 1.0
+
+
+def test_crop_none_takes_every_frame_whole_in_one_track():
+    tracker = FaceTracker(FPS, crop="none")
+    empty = np.full((HEIGHT, WIDTH, 3), 0.5, np.float32)
+    tracks = [tracker.update(empty) for _ in range(3)]
+    assert [t.new for t in tracks] == [True, False, False], "one average over the clip, not a new one per frame"
+    assert all(t.square == ((WIDTH - WIDTH) // 2, (HEIGHT - WIDTH) // 2, WIDTH) for t in tracks)
+
+
+def test_a_mov_clip_reads_with_its_frame_rate_and_count(tmp_path):
+    clip = write_clip(tmp_path / "clip.mov", [face_frame(t) for t in range(4)], fps=15, fourcc="mp4v")
+    info, frames = read_frames(clip)
+    frames = list(frames)
+    assert (info.width, info.height, info.fps) == (WIDTH, HEIGHT, 15)
+    assert len(frames) == 4 and frames[0].shape == (HEIGHT, WIDTH, 3) and frames[0].dtype == np.float32
+    assert 0.0 <= frames[0].min() and frames[0].max() <= 1.0

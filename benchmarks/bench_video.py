@@ -19,9 +19,9 @@ the time spent in face detection, the encoder and the renderer.
 
 **Flicker** (still clip, both backends): the mean absolute difference between
 consecutive frames, inside the face (the elliptical face mask of the first
-frame's crop, in the frame), of the input, the edited output (before it is
+frame's crop, in the frame, whatever mask the edit uses), of the input, the edited output (before it is
 written, so the output codec adds nothing), and the edit itself (output −
-input); and, inside the crop's mask, of the scaled melanin and haemoglobin
+input); and, inside the crop's elliptical mask, of the scaled melanin and haemoglobin
 maps (map units). Settings: no smoothing at all; the face box smoothed only;
 box and maps smoothed with several time constants.
 
@@ -50,6 +50,7 @@ from bioface_tf.editing import Edit
 from bioface_tf.video import (
     BOX_TIME_CONSTANT,
     MAP_TIME_CONSTANT,
+    MASK_REFRESH_SECONDS,
     FrameModel,
     VideoFaces,
     VideoWriter,
@@ -143,7 +144,7 @@ def warm_up(model: FrameModel, clip: pathlib.Path) -> None:
     _, frames = read_frames(clip)
     faces = VideoFaces(model, FPS)
     for _, frame in zip(range(WARM_UP), frames):
-        edit_frame(frame, faces.step(frame), EDIT, model.render, mask=faces.mask)
+        edit_frame(frame, faces.step(frame), EDIT, model.render)
 
 
 class DetectionTimer:
@@ -232,12 +233,12 @@ def flicker(model: FrameModel, clip: pathlib.Path, box_tau: float, map_tau: floa
         if region is None:
             region = frame_mask(face.track.square, model.image_size)
         inputs.append(frame[region] * 255.0)
-        outputs.append(edit_frame(frame, face, EDIT, model.render, mask=faces.mask)[region] * 255.0)
+        outputs.append(edit_frame(frame, face, EDIT, model.render)[region] * 255.0)
         fmel.append(face.params["fmel"][0, ..., 0])
         fblood.append(face.params["fblood"][0, ..., 0])
         left, top, side = face.track.square
         centres.append((left + side / 2, top + side / 2, side))
-    inside = faces.mask[..., 0] > 0.5
+    inside = photos.elliptical_mask(model.image_size)[..., 0] > 0.5
 
     def change(seq, where=None):
         return float(np.mean([np.abs(b - a)[where].mean() if where is not None else np.abs(b - a).mean()
@@ -297,7 +298,8 @@ def report(args, speed_rows: list[str], flicker_rows: list[str], reading: list[s
         "and paste, write the clip (edit) or `frames.jsonl` (analyse). Stage columns are milliseconds per "
         "frame; *other* is the rest (decoding, cropping, compositing, pasting, writing, tracking bookkeeping). "
         "*detect* is the detector near the tracked box (the first frame searches the whole frame: "
-        f"{whole_ms:.0f} ms, median of 5 frames).",
+        f"{whole_ms:.0f} ms, median of 5 frames). Face mask: `skin` (the default), computed afresh every "
+        f"{MASK_REFRESH_SECONDS:g} s and moved with the crop in between; it is part of *other*.",
         "",
         "| command | job | frames | fps | ms/frame | detect ms | encoder ms | renderer ms | other ms |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",

@@ -29,7 +29,13 @@ decodes) is read a frame at a time. Per frame:
    The running maps are first moved into the new frame's crop (the crop
    follows the face), so a moving face is averaged with itself, not with
    the background. A new track starts a new average.
-4. **Editing**: the smoothed parameters are edited and rendered, composited
+4. **Face mask** (:class:`MaskTracker`): ``skin`` (the photos' default,
+   :func:`bioface_tf.masks.skin_mask`, a few hundred ms at 128 px) is
+   computed when a track starts and again every :data:`MASK_REFRESH_SECONDS`,
+   and moved with the crop in between (:func:`realign`); ``ellipse`` is the
+   fixed elliptical mask. A crop where nothing looks like skin gets the
+   ellipse.
+5. **Editing**: the smoothed parameters are edited and rendered, composited
    into the crop with the residual (:func:`bioface_tf.editing.composite`)
    and the change pasted back into the full-resolution frame
    (:func:`bioface_tf.data.photos.paste_change`) — as
@@ -67,6 +73,7 @@ from bioface_tf.analysis import PARAMETERS, illuminant_and_camera, volume_fracti
 from bioface_tf.data import photos
 from bioface_tf.editing import FEATHER, Edit, composite, edit_parameters, feather_mask
 from bioface_tf.errors import BioFaceError, DataError
+from bioface_tf.masks import MASK_KINDS, WORK_SIZE, elliptical_mask, face_mask, resize_mask
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov")
 CODECS = {".mp4": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
@@ -84,6 +91,8 @@ SEARCH_SCALE = 1.6
 """The tracked face is searched for in a square this many times the box's side, around the box."""
 SEARCH_FACE = 72
 """The search square is resized so that a face of the box's size spans about this many pixels for the detector."""
+MASK_REFRESH_SECONDS = 1.0
+"""How often the skin mask of a tracked face is computed afresh; in between it moves with the crop."""
 MAP_KEYS = ("fmel", "fblood", "shading", "specmask")
 
 TRACK_DETECTED = "detected"
@@ -441,6 +450,45 @@ class ParameterSmoother:
         return self.state
 
 
+class MaskTracker:
+    """The face mask of a tracked face, frame after frame (module docstring, step 4).
+
+    Args:
+        kind: one of :data:`bioface_tf.masks.MASK_KINDS`.
+        fps: the clip's frame rate.
+        size: the model's face side S.
+        refresh_seconds: how often a skin mask is computed afresh.
+    """
+
+    def __init__(self, kind: str, fps: float, size: int, refresh_seconds: float = MASK_REFRESH_SECONDS):
+        if kind not in MASK_KINDS:
+            raise ValueError(f"mask must be one of {MASK_KINDS}, got {kind!r}")
+        self.kind, self.size = kind, size
+        self.refresh_frames = max(1, int(round(refresh_seconds * fps)))
+        self.ellipse = elliptical_mask(size)
+        self.mask, self.square, self.age = None, None, 0
+
+    def update(self, frame: np.ndarray, square: tuple[int, int, int], new: bool) -> np.ndarray:
+        """The mask of the face in ``square`` of ``frame``, `(S, S, 1)` float32 in {0, 1}.
+
+        Args:
+            frame: `(H, W, 3)` sRGB in [0, 1].
+            square: the crop, ``(left, top, side)``.
+            new: the track starts here (the mask is computed afresh).
+        """
+        if self.kind == "ellipse":
+            return self.ellipse
+        if new or self.mask is None or self.age >= self.refresh_frames:
+            skin = face_mask(photos.crop_square(frame, square, WORK_SIZE), "skin")
+            self.mask = resize_mask(skin, self.size)[..., None] if skin.any() else self.ellipse
+            self.age = 0
+        else:
+            self.mask = (realign(self.mask, self.square, square) > 0.5).astype(np.float32)
+        self.square = square
+        self.age += 1
+        return self.mask
+
+
 @dataclasses.dataclass
 class FrameFace:
     """The tracked face of one frame, analysed.
@@ -450,12 +498,14 @@ class FrameFace:
         crop: `(S, S, 3)` the face crop, sRGB in [0, 1] (None without a face).
         params: the smoothed decoder inputs, batch of 1 (None without a face).
         reconstruction: `(S, S, 3)` ``params`` rendered (None without a face).
+        mask: `(S, S, 1)` the face mask in the crop (None without a face).
     """
 
     track: Track
     crop: np.ndarray | None = None
     params: dict[str, np.ndarray] | None = None
     reconstruction: np.ndarray | None = None
+    mask: np.ndarray | None = None
 
 
 class VideoFaces:
@@ -467,14 +517,16 @@ class VideoFaces:
         crop: ``detect`` or ``none`` (:class:`FaceTracker`).
         map_time_constant: seconds (:class:`ParameterSmoother`).
         box_time_constant: seconds (:class:`FaceTracker`).
+        mask: the face mask, ``skin`` or ``ellipse`` (:class:`MaskTracker`).
     """
 
     def __init__(self, frame_model: FrameModel, fps: float, crop: str = "detect",
-                 map_time_constant: float = MAP_TIME_CONSTANT, box_time_constant: float = BOX_TIME_CONSTANT):
+                 map_time_constant: float = MAP_TIME_CONSTANT, box_time_constant: float = BOX_TIME_CONSTANT,
+                 mask: str = "skin"):
         self.model = frame_model
         self.tracker = FaceTracker(fps, crop, box_time_constant)
         self.smoother = ParameterSmoother(fps, map_time_constant)
-        self.mask = photos.elliptical_mask(frame_model.image_size)
+        self.masks = MaskTracker(mask, fps, frame_model.image_size)
 
     def step(self, frame: np.ndarray) -> FrameFace:
         """Analyse the next frame, `(H, W, 3)` sRGB in [0, 1]."""
@@ -486,11 +538,12 @@ class VideoFaces:
             self.smoother.reset()
         crop = photos.crop_square(frame, track.square, self.model.image_size)
         params = self.smoother.update(self.model.encode(crop[None]), track.square)
-        return FrameFace(track, crop, params, self.model.render(params)[0])
+        mask = self.masks.update(frame, track.square, track.new)
+        return FrameFace(track, crop, params, self.model.render(params)[0], mask)
 
 
 def edit_frame(frame: np.ndarray, face: FrameFace, edit: Edit, render, residual: bool = True,
-               feather: float = FEATHER, mask: np.ndarray | None = None) -> np.ndarray:
+               feather: float = FEATHER) -> np.ndarray:
     """One frame with its analysed face edited, `(H, W, 3)` float32 in [0, 1].
 
     Args:
@@ -499,15 +552,13 @@ def edit_frame(frame: np.ndarray, face: FrameFace, edit: Edit, render, residual:
             returned unchanged.
         edit: the edit.
         render: decoder inputs → `(1, S, S, 3)` sRGB (:attr:`FrameModel.render`).
-        residual, feather: as for :func:`bioface_tf.editing.edit_faces`.
-        mask: `(S, S, 1)` the face mask (default: the elliptical mask).
+        residual, feather: as for :func:`bioface_tf.editing.edit_faces`;
+            the edit is blended through ``face.mask``.
     """
     if face.params is None:
         return np.asarray(frame, np.float32)
-    if mask is None:
-        mask = photos.elliptical_mask(face.crop.shape[0])
     edited = render(edit_parameters(face.params, edit))[0]
-    soft = feather_mask(mask[None], feather)[0]
+    soft = feather_mask(face.mask[None], feather)[0]
     face_out = composite(face.crop, face.reconstruction, edited, soft, residual)
     return photos.paste_change(frame, face.track.square, face.crop, face_out)
 
@@ -549,6 +600,7 @@ def edit_video(
     map_time_constant: float = MAP_TIME_CONSTANT,
     residual: bool = True,
     progress: bool | None = None,
+    mask: str = "skin",
 ) -> VideoRun:
     """Edit the face in every frame of a clip and write the result (module docstring).
 
@@ -560,6 +612,7 @@ def edit_video(
         frame_model: the model (:func:`keras_frame_model`, or the LiteRT bundle's).
         crop: ``detect`` (track the face) or ``none`` (whole frames).
         map_time_constant: seconds of smoothing of the decoder inputs (0: none).
+        mask: the face mask, ``skin`` or ``ellipse`` (:class:`MaskTracker`).
         residual: keep the detail the model cannot explain.
         progress: show a progress bar (None: when on a terminal).
 
@@ -569,31 +622,31 @@ def edit_video(
     """
     info, frames = read_frames(path)
     run = VideoRun(pathlib.Path(path), [pathlib.Path(out)], info.width, info.height, info.fps)
-    faces = VideoFaces(frame_model, info.fps, crop, map_time_constant)
+    faces = VideoFaces(frame_model, info.fps, crop, map_time_constant, mask=mask)
     writer = VideoWriter(out, info.width, info.height, info.fps)
     with writer, _progress(info, "editing frames", progress) as bar:
         for frame in frames:
             face = faces.step(frame)
-            writer.write(edit_frame(frame, face, edit, frame_model.render, residual, mask=faces.mask))
+            writer.write(edit_frame(frame, face, edit, frame_model.render, residual))
             run.frames += 1
             run.frames_with_face += face.params is not None
             bar.update()
     return run
 
 
-def frame_record(index: int, fps: float, face: FrameFace, mask: np.ndarray) -> dict:
+def frame_record(index: int, fps: float, face: FrameFace) -> dict:
     """One line of ``frames.jsonl``: the frame's time, track, and (smoothed) light, camera and mean maps.
 
     Args:
         index: the frame's number from 0.
         fps: the clip's frame rate.
-        face: the frame's :class:`FrameFace`.
-        mask: `(S, S, 1)` the face mask the means are taken in.
+        face: the frame's :class:`FrameFace` (the means are taken inside its mask).
     """
     record = {"frame": index, "time_s": round(index / fps, 6), "face": face.params is not None,
               "tracking": face.track.how}
     if face.params is None:
         return record
+    mask = face.mask
     record["crop_square"] = [int(v) for v in face.track.square]
     record.update(illuminant_and_camera(face.params, 0))
     record.update(volume_fractions(face.params, mask[None], 0))
@@ -602,7 +655,7 @@ def frame_record(index: int, fps: float, face: FrameFace, mask: np.ndarray) -> d
     return record
 
 
-def maps_frame(face: FrameFace, frame: np.ndarray, mask: np.ndarray, title: str) -> np.ndarray:
+def maps_frame(face: FrameFace, frame: np.ndarray, size: int, title: str) -> np.ndarray:
     """One frame of ``maps.mp4``: the analysis figure row of the frame's face, uint8 RGB, even sides.
 
     Columns as :func:`bioface_tf.figures.figure_grid` (input crop,
@@ -612,7 +665,6 @@ def maps_frame(face: FrameFace, frame: np.ndarray, mask: np.ndarray, title: str)
     """
     from bioface_tf import figures
 
-    size = mask.shape[0]
     if face.params is None:
         crop = photos.crop_square(frame, photos.whole_image_square(*frame.shape[:2]), size)
         zeros = np.zeros((1, size, size, 1), np.float32)
@@ -621,7 +673,7 @@ def maps_frame(face: FrameFace, frame: np.ndarray, mask: np.ndarray, title: str)
     else:
         p = face.params
         grid = figures.figure_grid(face.crop[None], face.reconstruction[None], p["fmel"], p["fblood"], p["shading"],
-                                   p["specmask"], mask[None], title=title)
+                                   p["specmask"], face.mask[None], title=title)
     pad = ((0, grid.shape[0] % 2), (0, grid.shape[1] % 2), (0, 0))
     return np.pad(grid, pad, constant_values=figures.BACKGROUND)
 
@@ -634,6 +686,7 @@ def analyse_video(
     map_time_constant: float = MAP_TIME_CONSTANT,
     maps_video: bool = False,
     progress: bool | None = None,
+    mask: str = "skin",
 ) -> VideoRun:
     """Analyse the face in every frame of a clip; write ``out_dir`` (created).
 
@@ -660,15 +713,15 @@ def analyse_video(
     out_dir.mkdir(parents=True, exist_ok=True)
     run = VideoRun(pathlib.Path(path), [out_dir / "frames.jsonl", out_dir / "video.json"], info.width, info.height,
                    info.fps)
-    faces = VideoFaces(frame_model, info.fps, crop, map_time_constant)
+    faces = VideoFaces(frame_model, info.fps, crop, map_time_constant, mask=mask)
     writer = None
     with open(out_dir / "frames.jsonl", "w") as lines, _progress(info, "analysing frames", progress) as bar:
         try:
             for index, frame in enumerate(frames):
                 face = faces.step(frame)
-                lines.write(json.dumps(frame_record(index, info.fps, face, faces.mask)) + "\n")
+                lines.write(json.dumps(frame_record(index, info.fps, face)) + "\n")
                 if maps_video:
-                    panel = maps_frame(face, frame, faces.mask, f"frame {index}, {index / info.fps:.2f} s")
+                    panel = maps_frame(face, frame, frame_model.image_size, f"frame {index}, {index / info.fps:.2f} s")
                     if writer is None:
                         writer = VideoWriter(out_dir / "maps.mp4", panel.shape[1], panel.shape[0], info.fps)
                         run.outputs.append(writer.path)
@@ -681,7 +734,7 @@ def analyse_video(
                 writer.close()
     summary = {
         "source": str(run.source), "width": info.width, "height": info.height, "fps": info.fps,
-        "frames": run.frames, "frames_with_face": run.frames_with_face, "crop": crop,
+        "frames": run.frames, "frames_with_face": run.frames_with_face, "crop": crop, "mask": mask,
         "map_time_constant_s": map_time_constant, "box_time_constant_s": BOX_TIME_CONSTANT, "audio": AUDIO_NOTE,
     }
     (out_dir / "video.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -141,15 +141,15 @@ def test_analyze_clip_writes_a_record_per_frame_that_follows_the_face(files, tmp
 def _flicker(frame_model, clip, time_constant) -> tuple[float, float]:
     """Mean absolute frame-to-frame change of the edit (output − input, inside the face mask) and of ``fmel``."""
     info, frames = read_frames(clip)
-    faces = VideoFaces(frame_model, info.fps, map_time_constant=time_constant)
+    faces = VideoFaces(frame_model, info.fps, map_time_constant=time_constant, mask="ellipse")
     deltas, maps = [], []
     for frame in frames:
         face = faces.step(frame)
         assert face.params is not None
-        out = edit_frame(frame, face, Edit(melanin=0.4), frame_model.render, mask=faces.mask)
+        out = edit_frame(frame, face, Edit(melanin=0.4), frame_model.render)
         deltas.append(crop_square(out, face.track.square, SIZE) - face.crop)
         maps.append(face.params["fmel"][0])
-    inside = faces.mask[..., 0] > 0.5
+    inside = face.mask[..., 0] > 0.5
     delta_change = np.mean([np.abs(b - a)[inside].mean() for a, b in zip(deltas, deltas[1:])])
     map_change = np.mean([np.abs(b - a)[inside].mean() for a, b in zip(maps, maps[1:])])
     return float(delta_change), float(map_change)
@@ -319,3 +319,22 @@ def test_a_mov_clip_reads_with_its_frame_rate_and_count(tmp_path):
     assert (info.width, info.height, info.fps) == (WIDTH, HEIGHT, 15)
     assert len(frames) == 4 and frames[0].shape == (HEIGHT, WIDTH, 3) and frames[0].dtype == np.float32
     assert 0.0 <= frames[0].min() and frames[0].max() <= 1.0
+
+
+def test_the_skin_mask_follows_the_face_and_the_ellipse_stays_put():
+    from bioface_tf.masks import elliptical_mask
+    from bioface_tf.video import MaskTracker
+
+    frames = [cv2.cvtColor(face_frame(t), cv2.COLOR_BGR2RGB) / 255.0 for t in (0, 1)]
+    tracker = FaceTracker(FPS)
+    squares = [tracker.update(frame).square for frame in frames]
+    ellipse = MaskTracker("ellipse", FPS, SIZE)
+    assert all(np.array_equal(ellipse.update(f, s, i == 0), elliptical_mask(SIZE)) for i, (f, s) in
+               enumerate(zip(frames, squares)))
+    skin = MaskTracker("skin", FPS, SIZE)
+    first = skin.update(frames[0], squares[0], True)
+    assert first.shape == (SIZE, SIZE, 1) and 0.1 < first.mean() < 0.9
+    assert not np.array_equal(first, elliptical_mask(SIZE)), "the skin, not the ellipse"
+    moved = skin.update(frames[1], squares[1], False)
+    assert moved.shape == (SIZE, SIZE, 1) and set(np.unique(moved)) <= {0.0, 1.0}
+    assert np.abs(moved - first).mean() < 0.05, "moved with the crop, not recomputed from scratch differently"

@@ -60,7 +60,7 @@ def edit_clip(args, edit, frame_model, prog: str) -> int:
 
     _check(args, args.image)
     run = edit_video(args.image, args.out, edit, frame_model, crop=args.crop, map_time_constant=args.smooth,
-                     residual=args.residual)
+                     residual=args.residual, mask=args.mask)
     _note_faceless(prog, run)
     print(f"wrote {args.out} ({_format(run)}; {AUDIO_NOTE}): {edit}")
     return 0
@@ -97,7 +97,7 @@ def analyze_clips(args, clips: list[str], frame_model, prog: str) -> int:
         out_dir = pathlib.Path(args.out) / _folder_name(path, taken)
         try:
             run = analyse_video(path, out_dir, frame_model, crop=args.crop, map_time_constant=args.smooth,
-                                maps_video=args.maps_video)
+                                maps_video=args.maps_video, mask=args.mask)
         except BioFaceError as err:
             tqdm.write(f"{prog}: skipped {err}", file=sys.stderr)
             failed += 1

@@ -81,6 +81,7 @@ EYE_SEARCH_SIZE = 256
 EYE_CUT = (0.3, 0.17)
 """Semi-axes of the ellipse cut out per eye, as fractions of the detected eye box."""
 GRABCUT_ROUNDS = 4
+GRABCUT_SEED = 0
 SMALL_HOLE = 0.002
 """Holes in the mask smaller than this fraction of the crop are filled (noise, not eyes or mouth)."""
 MIN_REDNESS = 0.1
@@ -205,6 +206,10 @@ def skin_coloured(rgb: np.ndarray) -> np.ndarray:
 def face_region(rgb: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """GrabCut's face within the elliptical prior, seeded with skin-coloured pixels, `(H, W)` bool.
 
+    GrabCut starts its colour models with OpenCV's k-means, which draws from
+    OpenCV's global random generator; it is reseeded first, so one photo
+    always gets one mask.
+
     Args:
         rgb: `(H, W, 3)` face crop in [0, 1], H = W.
         seeds: `(H, W)` bool, the skin-coloured pixels (:func:`skin_coloured`).
@@ -218,6 +223,7 @@ def face_region(rgb: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     if not (labels == cv2.GC_FGD).any() or not (labels == cv2.GC_BGD).any():
         return prior & seeds
     background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.setRNGSeed(GRABCUT_SEED)
     cv2.grabCut(_to_uint8(rgb), labels, None, background, foreground, GRABCUT_ROUNDS, cv2.GC_INIT_WITH_MASK)
     return (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
 

@@ -7,6 +7,7 @@ drawing), never with the code under test.
 from __future__ import annotations
 
 import pathlib
+import textwrap
 
 import cv2
 import h5py
@@ -110,3 +111,25 @@ def draw_face(height: int, width: int, centre: tuple[int, int], scale: float) ->
     cv2.line(img, p(0, -10), p(-6, 15), (110, 140, 180), s(3))
     cv2.ellipse(img, p(0, 38), (s(20), s(7)), 0, 0, 360, (90, 90, 170), -1)
     return cv2.GaussianBlur(img, (0, 0), 1.5 * scale)
+
+
+NO_TENSORFLOW = textwrap.dedent(
+    """
+    import importlib.abc, sys
+
+    class NoTensorFlow(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
+                raise ImportError(f"{name} is not importable in this test")
+            return None
+
+    sys.meta_path.insert(0, NoTensorFlow())
+    try:
+        import tensorflow
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("the blocker did not work")
+    """
+)
+"""Prefix of a subprocess script: importing TensorFlow or Keras then fails (the lite runtime must not need them)."""

@@ -10,32 +10,13 @@ import numpy as np
 import pytest
 
 from bioface_tf.cli import main as bioface
-from data_builders import draw_face
+from data_builders import NO_TENSORFLOW, draw_face
 from mobile_export.cli import main as bioface_lite
 
 pytest.importorskip("ai_edge_litert.interpreter")
 
 SIZE = 32
 
-NO_TENSORFLOW = textwrap.dedent(
-    """
-    import importlib.abc, sys
-
-    class NoTensorFlow(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
-                raise ImportError(f"{name} is not importable in this test")
-            return None
-
-    sys.meta_path.insert(0, NoTensorFlow())
-    try:
-        import tensorflow
-    except ImportError:
-        pass
-    else:
-        raise SystemExit("the blocker did not work")
-    """
-)
 
 
 @pytest.fixture(scope="module")

@@ -183,3 +183,14 @@ def test_resize_mask_keeps_pixels_more_than_half_inside():
 def test_skin_mask_wants_a_square_colour_crop():
     with pytest.raises(ValueError, match="S, S, 3"):
         skin_mask(np.zeros((10, 12, 3), np.float32))
+
+
+def test_one_photo_always_gets_one_mask():
+    from bioface_tf.data.eval_faces import render_eval_faces
+    from bioface_tf.data.photos import square_masks
+
+    photo = render_eval_faces(1, 160, seed=0, start=2)["image"][0]
+    masks = [square_masks(photo, (0, 0, 160), "skin", [160])[0] for _ in range(4)]
+    assert masks[0].any()
+    for mask in masks[1:]:
+        np.testing.assert_array_equal(mask, masks[0])

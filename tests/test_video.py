@@ -23,7 +23,7 @@ from bioface_tf.video import (
     read_frames,
     realign,
 )
-from data_builders import draw_face
+from data_builders import NO_TENSORFLOW, draw_face
 
 SIZE = 32
 WIDTH, HEIGHT, FPS, FRAMES = 320, 240, 12, 10
@@ -185,19 +185,6 @@ def test_bioface_lite_edits_and_analyses_a_clip_like_bioface(files, bundle, tmp_
     assert len(records) == FRAMES and all(r["face"] for r in records)
 
 
-NO_TENSORFLOW = textwrap.dedent(
-    """
-    import importlib.abc, sys
-
-    class NoTensorFlow(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
-                raise ImportError(f"{name} is not importable in this test")
-            return None
-
-    sys.meta_path.insert(0, NoTensorFlow())
-    """
-)
 
 
 def test_bioface_lite_edits_a_clip_without_tensorflow(files, bundle, tmp_path):

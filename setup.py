@@ -43,6 +43,13 @@ EXTRAS_REQUIRE = {
         "matplotlib==3.11.2",
         "mahotas==1.4.19",
     ],
+    # benchmarks/bench_training.py's PyTorch comparison only; kept out of
+    # "benchmarks" and "dev" (a multi-GB download). On Linux pip takes the
+    # CUDA build from PyPI; for the CPU-only one add
+    # --extra-index-url https://download.pytorch.org/whl/cpu
+    "torch-comparison": [
+        "torch==2.13.0",
+    ],
 }
 
 

@@ -51,6 +51,8 @@ import pathlib
 import cv2
 import numpy as np
 
+from bioface_tf.errors import DataError
+
 MASK_KINDS = ("skin", "ellipse")
 """What :func:`face_mask` makes: ``skin`` (:func:`skin_mask`) or ``ellipse`` (:func:`elliptical_mask`)."""
 MASK_CENTRE = (0.5, 0.53)
@@ -82,6 +84,7 @@ EYE_CUT = (0.3, 0.17)
 """Semi-axes of the ellipse cut out per eye, as fractions of the detected eye box."""
 GRABCUT_ROUNDS = 4
 GRABCUT_SEED = 0
+EYE_CASCADE = "haarcascade_eye.xml"
 SMALL_HOLE = 0.002
 """Holes in the mask smaller than this fraction of the crop are filled (noise, not eyes or mouth)."""
 MIN_REDNESS = 0.1
@@ -144,11 +147,16 @@ def mahalanobis(x: np.ndarray, mean: np.ndarray, covariance: np.ndarray) -> np.n
 
 
 @functools.cache
-def _eye_detector() -> cv2.CascadeClassifier:
-    path = pathlib.Path(cv2.data.haarcascades) / "haarcascade_eye.xml"
+def haar_cascade(filename: str) -> cv2.CascadeClassifier:
+    """One of OpenCV's bundled Haar cascades (``cv2.data.haarcascades``), loaded once.
+
+    Raises:
+        DataError: the file is missing or not a cascade, naming it.
+    """
+    path = pathlib.Path(cv2.data.haarcascades) / filename
     detector = cv2.CascadeClassifier(str(path))
     if detector.empty():
-        raise RuntimeError(f"{path}: OpenCV's eye detector could not be loaded")
+        raise DataError(f"{path}: OpenCV's cascade could not be loaded")
     return detector
 
 
@@ -162,7 +170,7 @@ def eye_regions(rgb: np.ndarray) -> np.ndarray:
     n = EYE_SEARCH_SIZE
     grey = cv2.cvtColor(_to_uint8(cv2.resize(np.asarray(rgb, np.float32), (n, n))), cv2.COLOR_RGB2GRAY)
     top, bottom = int(EYE_BAND[0] * n), int(EYE_BAND[1] * n)
-    found = _eye_detector().detectMultiScale(
+    found = haar_cascade(EYE_CASCADE).detectMultiScale(
         cv2.equalizeHist(grey[top:bottom]), scaleFactor=1.1, minNeighbors=5, minSize=(n // 14, n // 14),
         maxSize=(n // 3, n // 3),
     )

@@ -34,7 +34,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import pathlib
 import dataclasses
 from collections.abc import Iterable, Sequence
@@ -46,7 +45,7 @@ from tqdm import tqdm
 from bioface_tf.data.celeba import expand_paths
 from bioface_tf.errors import DataError
 from bioface_tf.masks import (  # MASK_CENTRE, MASK_SEMI_AXES, elliptical_mask: also read from here
-    MASK_CENTRE, MASK_SEMI_AXES, WORK_SIZE, elliptical_mask, face_mask, resize_mask,
+    MASK_CENTRE, MASK_SEMI_AXES, WORK_SIZE, elliptical_mask, face_mask, haar_cascade, resize_mask,
 )
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -56,6 +55,7 @@ CROP_SCALE = 1.5
 CROP_SHIFT_DOWN = 0.05
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 JPEG_TAIL = 4096
+FACE_CASCADE = "haarcascade_frontalface_default.xml"
 DUPLICATE_OVERLAP = 0.3
 """Two detections whose boxes overlap by more than this (intersection over the smaller box) are one face."""
 
@@ -123,15 +123,6 @@ def _is_truncated_jpeg(path: pathlib.Path) -> bool:
         return JPEG_END not in f.read()
 
 
-@functools.cache
-def _detector() -> cv2.CascadeClassifier:
-    path = pathlib.Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
-    detector = cv2.CascadeClassifier(str(path))
-    if detector.empty():
-        raise DataError(f"{path}: OpenCV's face detector could not be loaded")
-    return detector
-
-
 def detect_faces(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
     """Every face in an image as ``(x, y, width, height)``, left to right.
 
@@ -145,7 +136,7 @@ def detect_faces(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
     shrink = min(1.0, DETECTION_MAX_SIDE / max(grey.shape))
     if shrink < 1.0:
         grey = cv2.resize(grey, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
-    found = _detector().detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+    found = haar_cascade(FACE_CASCADE).detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
     boxes = [tuple(int(round(v / shrink)) for v in box) for box in found]
     kept: list[tuple[int, int, int, int]] = []
     for box in sorted(boxes, key=lambda b: b[2] * b[3], reverse=True):

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from bioface_tf.errors import BioFaceError
 from bioface_tf.losses import BioFaceLoss
-from bioface_tf.model.photometric import INPUT_FEATURES, PHOTOMETRIC_CHANNELS, ExposureGain, PhotometricInput
+from bioface_tf.model.photometric import ExposureGain, PhotometricInput, input_channels
 from bioface_tf.model.unet import BioFaceBackbone
 from bioface_tf.physics import ParameterScaling, PhysicsDecoder
 
@@ -80,9 +80,7 @@ class BioFaceNet(keras.Model):
         input_features: str = "image",
         **kwargs,
     ):
-        if input_features not in INPUT_FEATURES:
-            raise BioFaceError(f"input_features must be one of {INPUT_FEATURES}, got {input_features!r}")
-        channels = PHOTOMETRIC_CHANNELS if input_features == "photometric" else 3
+        channels = input_channels(input_features)
         if backbone.input_shape[-1] != channels:
             raise BioFaceError(
                 f"input_features={input_features!r} needs a backbone with {channels} input channels, "
@@ -213,10 +211,7 @@ def build_bioface(
     """
     if variant not in VARIANTS:
         raise BioFaceError(f"model variant must be one of {tuple(VARIANTS)}, got {variant!r}")
-    if input_features not in INPUT_FEATURES:
-        raise BioFaceError(f"input_features must be one of {INPUT_FEATURES}, got {input_features!r}")
-    channels = PHOTOMETRIC_CHANNELS if input_features == "photometric" else 3
-    options = {**VARIANTS[variant], "input_channels": channels, **backbone_options}
+    options = {**VARIANTS[variant], "input_channels": input_channels(input_features), **backbone_options}
     backbone = BioFaceBackbone(image_size=image_size, name="backbone", **options)
     return BioFaceNet(
         backbone,

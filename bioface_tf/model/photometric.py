@@ -39,6 +39,17 @@ EXPOSURE_FLOOR = 1e-4
 SRGB_KNEE = 0.04045
 
 
+def input_channels(input_features: str) -> int:
+    """Channels the backbone reads for ``input_features`` (:data:`INPUT_FEATURES`): 3 or 6.
+
+    Raises:
+        BioFaceError: an unknown ``input_features``.
+    """
+    if input_features not in INPUT_FEATURES:
+        raise BioFaceError(f"input_features must be one of {INPUT_FEATURES}, got {input_features!r}")
+    return PHOTOMETRIC_CHANNELS if input_features == "photometric" else 3
+
+
 @keras.saving.register_keras_serializable(package="bioface")
 class PhotometricInput(keras.layers.Layer):
     """Preprocessed image → exposure-invariant features and the log exposure.

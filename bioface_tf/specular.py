@@ -462,6 +462,12 @@ def specular_maps(
 def _smooth_model(grey, chromatic, dark, masks, params: RefinementParams) -> np.ndarray:
     """Specular map under a polynomial κ field (``docs/SPECULAR_METHOD.md`` §3b).
 
+    Only the pixels inside the masks enter the fit, so they are gathered
+    first: face by face in raster order, padded (with weight 0) to the
+    largest face of the batch. Each reweighted least-squares step is then one
+    batched product ``[design | g]·W·[design | g]ᵀ`` (normal matrix and
+    right-hand side together) and one small solve per face.
+
     Args:
         grey: `(N, H, W)` grey level ``g`` of the white-balanced image.
         chromatic: `(N, H, W, 3)` its chromatic part ``u``.
@@ -479,44 +485,67 @@ def _smooth_model(grey, chromatic, dark, masks, params: RefinementParams) -> np.
             [_edge_preserving_blur(c, w, params.chroma_blur, params.chroma_range) for c, w in zip(chromatic, weight)]
         )
     a = np.sqrt(np.sum(chromatic**2, axis=-1)).astype(np.float32)
-    basis = _polynomial_basis(masks, params.order)  # (N, H, W, K)
-    k = basis.shape[-1]
-    design = (basis * a[..., None]).reshape(n, -1, k)  # (N, P, K)
-    g = grey.astype(np.float32).reshape(n, -1)
-    inside = weight.reshape(n, -1)
-    count = np.maximum(inside.sum(axis=1), 1)
-    scale = np.maximum((g * inside).sum(axis=1) / count, _EPS)
+
+    flat = masks.reshape(n, -1)
+    counts = flat.sum(axis=1)
+    width = max(int(counts.max(initial=0)), 1)
+    index = np.argsort(~flat, axis=1, kind="stable")[:, :width]  # (N, P): mask pixels first, raster order
+    inside = (np.arange(width)[None, :] < counts[:, None]).astype(np.float32)
+    basis = _polynomial_basis(masks, params.order, index)  # (N, K, P)
+    k = basis.shape[1]
+    g = np.take_along_axis(grey.astype(np.float32).reshape(n, -1), index, axis=1) * inside
+    system = np.empty((n, k + 1, width), np.float32)  # rows: the design a·xⁱyʲ, then g
+    np.multiply(basis, np.take_along_axis(a.reshape(n, -1), index, axis=1)[:, None, :], out=system[:, :k])
+    system[:, k] = g
+    design = system[:, :k]
+    count = np.maximum(counts, 1)
+    scale = np.maximum(g.sum(axis=1) / count, _EPS)
     floor = (1e-3 * scale)[:, None].astype(np.float32)
-    q = params.quantile
-    w = inside.copy()
+    above, below = np.float32(params.quantile), np.float32(1.0 - params.quantile)
+    w = inside
     ridge = 1e-9 * np.eye(k)
+    weighted = np.empty_like(system)
+    residual = g
     for _ in range(params.irls_iterations):
-        weighted = design * w[..., None]
-        lhs = np.matmul(weighted.transpose(0, 2, 1), design).astype(np.float64) + ridge
-        rhs = np.matmul(weighted.transpose(0, 2, 1), g[..., None]).astype(np.float64)
-        coefficients = np.linalg.solve(lhs, rhs).astype(np.float32)
-        residual = g - np.matmul(design, coefficients)[..., 0]
-        w = np.where(residual > 0, q, 1.0 - q) / np.maximum(np.abs(residual), floor) * inside
-    residual = residual.reshape(grey.shape)
-    residual = residual * weight
+        # (√w·S)(√w·S)ᵀ: NumPy hands a product of an array with its own transpose to BLAS syrk.
+        np.multiply(system, np.sqrt(w)[:, None, :], out=weighted)
+        normal = np.matmul(weighted, weighted.transpose(0, 2, 1)).astype(np.float64)  # (N, K+1, K+1)
+        coefficients = np.linalg.solve(normal[:, :k, :k] + ridge, normal[:, :k, k:]).astype(np.float32)
+        residual = g - np.matmul(coefficients.transpose(0, 2, 1), design)[:, 0]
+        w = np.where(residual > 0, above, below) / np.maximum(np.abs(residual), floor) * inside
+    full = np.zeros((n, masks[0].size), np.float32)
+    np.put_along_axis(full, index, residual * inside, axis=1)
+    full = full.reshape(grey.shape)
     if params.median > 1:
-        residual = np.stack([cv2.medianBlur(r.astype(np.float32), params.median) for r in residual])
-    return (np.clip(residual, 0.0, dark) * masks).astype(np.float32)
+        full = np.stack([cv2.medianBlur(r, params.median) for r in full])
+    return (np.clip(full, 0.0, dark) * masks).astype(np.float32)
 
 
-def _polynomial_basis(masks, order: int) -> np.ndarray:
-    """Monomials ``xⁱyʲ`` (i + j ≤ order) of coordinates scaled to [−1, 1] over each mask's bounding box."""
+def _polynomial_basis(masks, order: int, index) -> np.ndarray:
+    """Monomials ``xⁱyʲ`` (i + j ≤ order) at the pixels ``index`` `(N, P)` (flat, per face), `(N, K, P)`.
+
+    Coordinates are scaled to [−1, 1] over each mask's bounding box (the
+    whole image for an empty mask).
+    """
     n, h, w = masks.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    out = []
-    for m in masks:
-        rows, cols = np.nonzero(m)
-        if len(rows) == 0:
-            rows, cols = np.array([0, h - 1]), np.array([0, w - 1])
-        x = (2 * xx - cols.min() - cols.max()) / max(cols.max() - cols.min(), 1)
-        y = (2 * yy - rows.min() - rows.max()) / max(rows.max() - rows.min(), 1)
-        out.append(np.stack([x**i * y**j for i in range(order + 1) for j in range(order + 1 - i)], axis=-1))
-    return np.stack(out).astype(np.float32)
+    rows_any, cols_any = masks.any(axis=2), masks.any(axis=1)
+    empty = ~rows_any.any(axis=1)
+    top = np.where(empty, 0, np.argmax(rows_any, axis=1))
+    bottom = np.where(empty, h - 1, h - 1 - np.argmax(rows_any[:, ::-1], axis=1))
+    left = np.where(empty, 0, np.argmax(cols_any, axis=1))
+    right = np.where(empty, w - 1, w - 1 - np.argmax(cols_any[:, ::-1], axis=1))
+    yy, xx = np.divmod(index, w)
+    x = (2.0 * xx - (left + right)[:, None]) / np.maximum(right - left, 1)[:, None]
+    y = (2.0 * yy - (top + bottom)[:, None]) / np.maximum(bottom - top, 1)[:, None]
+    x_powers, y_powers = [np.ones_like(x)], [np.ones_like(y)]
+    for _ in range(order):
+        x_powers.append(x_powers[-1] * x)
+        y_powers.append(y_powers[-1] * y)
+    terms = [(i, j) for i in range(order + 1) for j in range(order + 1 - i)]
+    out = np.empty((n, len(terms), index.shape[1]), np.float32)
+    for t, (i, j) in enumerate(terms):
+        np.multiply(x_powers[i], y_powers[j], out=out[:, t], casting="same_kind")
+    return out
 
 
 def _edge_preserving_blur(chromatic, weight, sigma, colour_range):

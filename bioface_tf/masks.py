@@ -23,12 +23,16 @@ downloaded, and the TensorFlow-free runtime (``bioface-lite``) uses it too:
 2. **Eyes**: OpenCV's bundled eye cascade (``haarcascade_eye.xml``) in the
    upper face; each eye found is cut out as an ellipse.
 3. **The face region**: GrabCut (:func:`cv2.grabCut`), seeded with the
-   skin-coloured pixels inside the elliptical prior (:func:`elliptical_mask`,
-   outside of which nothing is skin), separates the face from hair and
-   background of similar colour along image edges.
+   skin-coloured pixels inside the elliptical prior (the ellipse of
+   :func:`elliptical_mask`, outside of which nothing is skin), separates the
+   face from hair and background of similar colour along image edges. The
+   prior follows the face sideways (:func:`prior_centre`): a face turned
+   away from the camera, or a crop cut at the photo's edge, sits off the
+   crop's centre, and a fixed ellipse cut off its far cheek.
 4. **Clean-up**: a small opening and closing, the largest connected region,
-   and holes smaller than :data:`SMALL_HOLE` of the crop filled (eyes and
-   the open mouth are larger and stay out).
+   and holes smaller than :data:`SMALL_HOLE` of the crop filled — nostrils,
+   shadowed creases and eye sockets that the colour test rejected are skin
+   by the convention — then the eyes cut out again.
 
 A face whose central colours are not skin colours at all (no redder than
 green, or black: a greyscale photo saved as RGB, an object) gets an empty
@@ -82,11 +86,16 @@ EYE_SEARCH_SIZE = 256
 """Side, pixels, at which eyes are searched for."""
 EYE_CUT = (0.3, 0.17)
 """Semi-axes of the ellipse cut out per eye, as fractions of the detected eye box."""
+PRIOR_SHIFT_ROUNDS = 3
+"""Times the prior is moved to the mean column of the skin-coloured pixels inside it (:func:`prior_centre`)."""
+PRIOR_SHIFT_LIMIT = 0.15
+"""… by at most this fraction of the crop's width from :data:`MASK_CENTRE`."""
 GRABCUT_ROUNDS = 4
 GRABCUT_SEED = 0
 EYE_CASCADE = "haarcascade_eye.xml"
-SMALL_HOLE = 0.002
-"""Holes in the mask smaller than this fraction of the crop are filled (noise, not eyes or mouth)."""
+SMALL_HOLE = 0.02
+"""Holes in the mask smaller than this fraction of the crop are filled (nostrils, creases, eye sockets;
+the eyes found are cut out again afterwards)."""
 MIN_REDNESS = 0.1
 """A face's central colour must have ``log R/G`` above this (skin is redder than green) to be skin."""
 MIN_LUMINANCE = 1e-3
@@ -94,10 +103,13 @@ MIN_LUMINANCE = 1e-3
 EPS = 1e-3
 
 
-def ellipse(size: int, scale: float = 1.0) -> np.ndarray:
-    """The elliptical face prior scaled by ``scale`` about its centre, `(size, size)` bool."""
+def ellipse(size: int, scale: float = 1.0, centre_x: float = MASK_CENTRE[0]) -> np.ndarray:
+    """The elliptical face prior scaled by ``scale`` about its centre, `(size, size)` bool.
+
+    ``centre_x`` (a fraction of the width) moves it sideways.
+    """
     coords = (np.arange(size, dtype=np.float32) + 0.5) / size
-    u = (coords[None, :] - MASK_CENTRE[0]) / (MASK_SEMI_AXES[0] * scale)
+    u = (coords[None, :] - centre_x) / (MASK_SEMI_AXES[0] * scale)
     v = (coords[:, None] - MASK_CENTRE[1]) / (MASK_SEMI_AXES[1] * scale)
     return u * u + v * v <= 1.0
 
@@ -211,10 +223,33 @@ def skin_coloured(rgb: np.ndarray) -> np.ndarray:
     return ((mahalanobis(chroma, mean, covariance) < COLOUR_THRESHOLD) | lips) & (bright > DARK_FRACTION * typical)
 
 
+def prior_centre(seeds: np.ndarray) -> float:
+    """Where the elliptical prior's centre goes across a face crop, a fraction of its width.
+
+    Starting at :data:`MASK_CENTRE`, the ellipse is moved :data:`PRIOR_SHIFT_ROUNDS`
+    times to the mean column of the skin-coloured pixels inside it, never
+    more than :data:`PRIOR_SHIFT_LIMIT` from the crop's centre; a face
+    turned sideways, or cut by the photo's edge, is off-centre in its crop.
+
+    Args:
+        seeds: `(H, W)` bool, the skin-coloured pixels (:func:`skin_coloured`).
+    """
+    side = seeds.shape[0]
+    centre = MASK_CENTRE[0]
+    for _ in range(PRIOR_SHIFT_ROUNDS):
+        columns = np.nonzero(seeds & ellipse(side, centre_x=centre))[1]
+        if not len(columns):
+            break
+        shift = np.clip((columns.mean() + 0.5) / side - MASK_CENTRE[0], -PRIOR_SHIFT_LIMIT, PRIOR_SHIFT_LIMIT)
+        centre = MASK_CENTRE[0] + float(shift)
+    return centre
+
+
 def face_region(rgb: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     """GrabCut's face within the elliptical prior, seeded with skin-coloured pixels, `(H, W)` bool.
 
-    GrabCut starts its colour models with OpenCV's k-means, which draws from
+    The prior is the ellipse moved sideways by :func:`prior_centre`. GrabCut
+    starts its colour models with OpenCV's k-means, which draws from
     OpenCV's global random generator; it is reseeded first, so one photo
     always gets one mask.
 
@@ -223,7 +258,7 @@ def face_region(rgb: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         seeds: `(H, W)` bool, the skin-coloured pixels (:func:`skin_coloured`).
     """
     side = rgb.shape[0]
-    prior = ellipse(side)
+    prior = ellipse(side, centre_x=prior_centre(seeds))
     labels = np.full((side, side), cv2.GC_BGD, np.uint8)
     labels[prior] = cv2.GC_PR_BGD
     labels[prior & seeds] = cv2.GC_PR_FGD
@@ -272,7 +307,8 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
     work = np.clip(work, 0.0, 1.0)
     skin = skin_coloured(work)
     if skin.any():
-        skin = clean(face_region(work, skin) & skin & ~eye_regions(work))
+        eyes = eye_regions(work)
+        skin = clean(face_region(work, skin) & skin & ~eyes) & ~eyes
     return resize_mask(skin.astype(np.float32), side)
 
 

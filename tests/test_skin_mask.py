@@ -194,3 +194,52 @@ def test_one_photo_always_gets_one_mask():
     assert masks[0].any()
     for mask in masks[1:]:
         np.testing.assert_array_equal(mask, masks[0])
+
+
+def test_the_prior_follows_a_face_that_is_off_centre_in_its_crop():
+    """A face moved right by an eighth of its crop keeps its far cheek (the fixed ellipse cut it all off)."""
+    from bioface_tf.data.eval_faces import render_eval_faces
+    from bioface_tf.masks import ellipse, prior_centre, skin_coloured
+
+    faces = render_eval_faces(4, 128, seed=0, start=2)
+    shift = np.float32([[1, 0, 16], [0, 1, 0]])
+    beyond_ellipse = ~ellipse(128)
+    kept = []
+    for image, material in zip(faces["image"], faces["material"]):
+        moved = cv2.warpAffine(image, shift, (128, 128), borderMode=cv2.BORDER_REPLICATE)
+        skin = cv2.warpAffine((material == 0).astype(np.uint8), shift, (128, 128), flags=cv2.INTER_NEAREST) > 0
+        assert prior_centre(skin_coloured(moved)) > 0.55
+        far = skin & beyond_ellipse
+        kept.append((skin_mask(moved)[far] > 0.5).mean())
+    assert np.mean(kept) > 0.6
+
+
+def test_the_prior_stays_put_for_a_centred_face_and_moves_at_most_its_limit():
+    from bioface_tf.masks import MASK_CENTRE, PRIOR_SHIFT_LIMIT, ellipse, prior_centre
+
+    assert prior_centre(ellipse(128)) == pytest.approx(MASK_CENTRE[0], abs=0.01)
+    right_edge = np.zeros((128, 128), bool)
+    right_edge[:, 100:] = True
+    assert prior_centre(right_edge) == pytest.approx(MASK_CENTRE[0] + PRIOR_SHIFT_LIMIT)
+    assert prior_centre(np.zeros((128, 128), bool)) == MASK_CENTRE[0]
+
+
+def test_holes_in_the_skin_are_filled_but_the_eyes_stay_out(monkeypatch):
+    """A nostril-sized hole the colour test leaves is skin; an eye found by the cascade is not, however small."""
+    import bioface_tf.masks as masks
+    from bioface_tf.data.eval_faces import render_eval_faces
+
+    face = render_eval_faces(1, 128, seed=0, start=2)
+    image = face["image"][0].copy()
+    nostril = np.zeros((128, 128), np.uint8)
+    cv2.circle(nostril, (64, 80), 4, 1, -1)
+    image[nostril > 0] = (0.2, 0.6, 0.2)  # green: not skin-coloured
+    eye = np.zeros((128, 128), np.uint8)
+    cv2.circle(eye, (50, 70), 4, 1, -1)
+    monkeypatch.setattr(masks, "eye_regions", lambda rgb: eye.astype(bool))
+    mask = skin_mask(image) > 0.5
+    assert not masks.skin_coloured(image)[nostril > 0].any()
+    assert mask[nostril > 0].all()
+    assert not mask[eye > 0].any()
+    ring = cv2.dilate(eye, np.ones((5, 5), np.uint8)) - eye
+    assert mask[ring > 0].mean() > 0.8

@@ -659,6 +659,12 @@ def occluder_shadow(p, geometry):
     return 1.0 - p.occluder_depth * tf.sigmoid((edge - p.occluder_offset) / p.occluder_softness)
 
 
+def _dot(normals, direction):
+    """``normals · direction`` `(B, H, W)` of `(B, H, W, 3)` and `(B, 3)`, as elementwise products that
+    XLA fuses with their consumers (an einsum is a batched matrix product with a contraction of 3)."""
+    return tf.add_n([normals[..., i] * direction[:, i, None, None] for i in range(3)])
+
+
 def shade(p, normals, visibility, oil=None):
     """Grey diffuse shading and specular maps, `(B, H, W)`, of the face's lights.
 
@@ -671,12 +677,12 @@ def shade(p, normals, visibility, oil=None):
     diffuse = p.ambient + p.sky * normals[..., 1]
     specular = tf.zeros_like(diffuse)
     for k, (direction, power) in enumerate(_light_list(p)):
-        cosine = tf.einsum("bhwi,bi->bhw", normals, direction)
+        cosine = _dot(normals, direction)
         lit = power * visibility if k == 0 else power
         diffuse = diffuse + lit * tf.maximum(cosine, 0.0)
         if oil is not None and k < 2:
             half = tf.math.l2_normalize(direction + tf.constant([0.0, 0.0, 1.0]), axis=-1)
-            lobe = tf.pow(tf.maximum(tf.einsum("bhwi,bi->bhw", normals, half), 1e-6), p.gloss)
+            lobe = tf.pow(tf.maximum(_dot(normals, half), 1e-6), p.gloss)
             specular = specular + lit * lobe * _float(cosine > 0)
     return tf.maximum(diffuse, SHADING_FLOOR), (0.0 if oil is None else oil) * specular
 
@@ -711,14 +717,25 @@ def fit_sh(normals: np.ndarray, shading: np.ndarray, mask: np.ndarray) -> np.nda
 # ----------------------------------------------------------------------------- the scene
 
 
-def _background_image(p, size: int):
-    """Cluttered backgrounds in linear sRGB, `(B, H, W, 3)`."""
+def _pixel_grid(p, size: int):
+    """:func:`_grid` broadcast to the batch, `(B, H, W)` each."""
     u, v = _grid(size)
     b = p.top.shape[0]
-    u, v = tf.broadcast_to(u, (b, size, size)), tf.broadcast_to(v, (b, size, size))
+    return tf.broadcast_to(u, (b, size, size)), tf.broadcast_to(v, (b, size, size))
+
+
+def _clutter_noise(p, size: int) -> list:
+    """The background's three value-noise fields, `(B, H, W)` each."""
+    u, v = _pixel_grid(p, size)
+    return [value_noise(p, f"background_{c}", u, v, (1.0, 1.0)) for c in range(3)]
+
+
+def _background_image(p, size: int, noise=None):
+    """Cluttered backgrounds in linear sRGB, `(B, H, W, 3)` (``noise``: :func:`_clutter_noise`'s, if computed)."""
+    u, v = _pixel_grid(p, size)
     rows = (1.0 - v[..., None]) * 0.5
     image = (1.0 - rows) * p.top[:, None, None, :] + rows * p.bottom[:, None, None, :]
-    noise = [value_noise(p, f"background_{c}", u, v, (1.0, 1.0)) for c in range(3)]
+    noise = _clutter_noise(p, size) if noise is None else noise
     chroma = p.clutter_chroma[..., None] * (tf.stack(noise, -1) - 0.5)
     blobs = tf.clip_by_value(noise[0][..., None] * p.clutter_tint[:, None, None, :] + chroma, 0.0, 1.0)
     clutter = p.clutter[..., None]
@@ -784,14 +801,31 @@ def _labels(mask, hair, eyes, mouth, body):
     return labels
 
 
+def _layer_fields(p, surface: dict, light: dict, size: int) -> dict:
+    """Stage 3a: the per-pixel numbers of the non-skin layer (noise, hair light, catchlights), `(B, H, W)`.
+
+    Computed as a stage of their own: fused into the colour compositing of
+    :func:`_composite`, XLA would evaluate them once per colour channel.
+    """
+    fields = dict(zip(("clutter_0", "clutter_1", "clutter_2"), _clutter_noise(p, size)))
+    fields.update(_hair_fields(p, surface, light["lit"]))
+    fields["catchlight"] = 0.5 * tf.square(light["specular"] / tf.maximum(p.oil, 1e-3)) * _float(surface["iris"])
+    return fields
+
+
+def _composite(p, surface: dict, light: dict, fields: dict, size: int) -> dict:
+    """Stage 3b: everything that is not skin, in linear sRGB, from :func:`_layer_fields`."""
+    shading = light["lit"]
+    overlay = _background_image(p, size, [fields[f"clutter_{c}"] for c in range(3)])
+    overlay = tf.where(light["body"][..., None], p.shirt[:, None, None, :] * shading[..., None] * 0.7, overlay)
+    overlay = _paint_hair(p, fields, surface["hair"], overlay)
+    overlay = _paint_face_features(p, surface, shading, fields["catchlight"], overlay)
+    return {"overlay": overlay}
+
+
 def _layers(p, surface: dict, light: dict, size: int) -> dict:
     """Stage 3: everything that is not skin, in linear sRGB."""
-    shading = light["lit"]
-    overlay = _background_image(p, size)
-    overlay = tf.where(light["body"][..., None], p.shirt[:, None, None, :] * shading[..., None] * 0.7, overlay)
-    overlay = _paint_hair(p, surface, surface["hair"], shading, overlay)
-    overlay = _paint_face_features(p, surface, shading, light["specular"], overlay)
-    return {"overlay": overlay}
+    return _composite(p, surface, light, _layer_fields(p, surface, light, size), size)
 
 
 SCENE_KEYS = ("fmel", "fblood", "shading", "specmask", "mask", "normals", "labels")
@@ -848,10 +882,10 @@ def _run_stage(fn, layout: tuple, static: tuple, arrays, *args):
     return fn(unpack(arrays, layout), *args, *static)
 
 
-def _paint_hair(p, geometry, hair, shading, overlay):
-    """Hair: strand texture along the head's height, lit by the face's lights."""
+def _hair_fields(p, geometry, shading) -> dict:
+    """Hair's strand texture, light and sheen, `(B, H, W)`: lit as the face where it covers the head,
+    as a rounded volume around it."""
     strands = value_noise(p, "hair", geometry["plane_x"], geometry["plane_y"], (1.6, 2.2))
-    tone = (0.55 + 0.9 * strands)[..., None] * p.hair_colour[:, None, None, :]
     rx = geometry["plane_x"] / (1.0 + p.volume)
     ry = geometry["plane_y"] / (p.aspect * (1.0 + 0.6 * p.volume))
     nz = tf.sqrt(tf.clip_by_value(1.0 - rx * rx - ry * ry, 0.05, 1.0))
@@ -859,17 +893,23 @@ def _paint_hair(p, geometry, hair, shading, overlay):
     around = shade(p, rounded, tf.ones_like(rx))[0]
     light = tf.where(geometry["hit"], shading, around)
     sheen = p.hair_shine * tf.square(tf.clip_by_value(1.0 - tf.abs(ry - 0.45), 0.0, 1.0)) * strands
+    return {"strands": strands, "hair_light": light, "sheen": sheen}
+
+
+def _paint_hair(p, fields, hair, overlay):
+    """Hair: strand texture along the head's height, lit by the face's lights (:func:`_hair_fields`)."""
+    strands, light, sheen = fields["strands"], fields["hair_light"], fields["sheen"]
+    tone = (0.55 + 0.9 * strands)[..., None] * p.hair_colour[:, None, None, :]
     colour = tone * light[..., None] + (0.2 * sheen * light)[..., None]
     return tf.where(hair[..., None], colour, overlay)
 
 
-def _paint_face_features(p, features, shading, specular, overlay):
+def _paint_face_features(p, features, shading, catchlight, overlay):
     """Eyes (sclera, iris, pupil, lash line, catchlight), mouth interior and teeth."""
     light = shading[..., None]
     eye = tf.where(features["iris"][..., None], p.iris_colour[:, None, None, :], p.sclera[:, None, None, :])
     eye = tf.where(features["pupil"][..., None], 0.005, eye)
     eye = tf.where(features["lash"][..., None], 0.01, eye) * light
-    catchlight = 0.5 * tf.square(specular / tf.maximum(p.oil, 1e-3)) * _float(features["iris"])
     eye = eye + catchlight[..., None]
     interior = tf.constant([0.04, 0.008, 0.008])
     mouth = tf.where(features["teeth"][..., None], p.teeth[:, None, None, :], interior)
@@ -956,7 +996,8 @@ def _render_block(key: int, block: int, size: int, sensor: bool, albedo: bool) -
     arrays = tuple(tf.constant(a) for a in arrays)
     surface = _compiled(_surface, layout, size)(arrays)
     light = _compiled(_lighting, layout)(arrays, surface)
-    scene = {**{k: light[k] for k in SCENE_KEYS}, **_compiled(_layers, layout, size)(arrays, surface, light)}
+    fields = _compiled(_layer_fields, layout, size)(arrays, surface, light)
+    scene = {**{k: light[k] for k in SCENE_KEYS}, **_compiled(_composite, layout, size)(arrays, surface, light, fields)}
     linear = _compiled(_image, layout)(arrays, scene)
     scene["srgb"] = _compiled(_camera_stage, layout, size)(arrays, linear, tf.constant(1.0 if sensor else 0.0))
     if albedo:

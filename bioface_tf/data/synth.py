@@ -5,7 +5,8 @@ generator of :mod:`bioface_tf.data.stream` (heads ray-cast at any pose, hair,
 eyes, mouths, pigment patterns, several lights with cast shadows, cluttered
 backgrounds, camera effects) and writes the layout below. The per-face
 generator that follows (:func:`random_scene`, :func:`render`) is the earlier,
-simpler one, kept for the specular benchmarks that build on it.
+simpler one (the historical results of ``benchmarks/results/specular_rendered.md``
+were measured on it; no benchmark uses it now).
 
 Each face of the per-face generator is built in three steps, then rendered by
 :class:`~bioface_tf.physics.PhysicsDecoder`:

@@ -18,10 +18,26 @@ Methods (all under white light, exact sRGB curve):
 * ``refined + normal-space lobes`` — the smooth model's map (no median)
   projected onto lobes of the surface normal
   (:mod:`bioface_tf.specular_lobes`), using each family's normals;
+* ``trained network`` — the shipped model (``bioface_tf/pretrained``, or
+  ``--model``): its ``specmask`` map as its decoder renders it, the
+  specular contribution ``SPECULAR_TO_LINEAR_SRGB·specmask`` in linear sRGB
+  after white balance (the targets' units, :func:`network_specular`). The
+  shipped model was trained with the ``gt_specular`` term on other faces
+  of the training family (stream seeds 0 and 1), so on that family it is a
+  supervised, in-distribution estimate; the other two families it has never
+  seen. ``--no-network`` leaves it out (no TensorFlow needed);
 * ``all zeros`` — the MAE of predicting no specular at all.
 
+The network's row uses the same faces, masks, truth and scores as the rows
+above (per face inside the mask: MAE and Pearson r, averaged over faces;
+the definition of ``bioface evaluate``, except that faces with a constant
+map are left out of the mean r instead of being NaN). Its faces/s is the
+model's inference alone (loaded and warmed up beforehand), in float32 on
+the same CPU.
+
     python benchmarks/eval_specular_families.py [--faces 96] [--tuning] \
-        [--cache /tmp/bioface_spec] [--out benchmarks/results/specular_families.md]
+        [--cache /tmp/bioface_spec] [--model PATH | --no-network] \
+        [--out benchmarks/results/specular_families.md]
 
 ``--tuning`` scores the tuning seeds instead of the report seeds (the
 evaluation family has none: it is never scored for tuning).
@@ -43,6 +59,34 @@ from eval_specular_synthetic import scores
 # (family, report seed, tuning seed or None)
 FAMILIES = (("dichromatic", 0, 1000), ("training", 2019, 7), ("eval_faces", 0, None))
 ROLE = {"dichromatic": "a tuning family", "training": "a tuning family", "eval_faces": "evaluation only"}
+
+
+NETWORK_ROW = "trained network (shipped model)"
+
+
+def network_specular(model, images: np.ndarray) -> np.ndarray:
+    """The model's specular contribution in linear sRGB, `(N, H, W)` float32.
+
+    The decoder adds ``specmask·light`` in raw space; white balance makes it
+    ``specmask·(1, 1, 1)`` and raw → XYZ → linear sRGB a grey of channel
+    mean ``SPECULAR_TO_LINEAR_SRGB·specmask`` for every camera — the units
+    of the targets and of the families' truth (``specular_families``), and
+    the comparison the training term ``specular_target`` makes.
+    """
+    from bioface_tf.analysis import estimate
+    from bioface_tf.losses import SPECULAR_TO_LINEAR_SRGB
+
+    specmask = estimate(model, np.asarray(images, np.float32))["specmask"][..., 0]
+    return (SPECULAR_TO_LINEAR_SRGB * specmask).astype(np.float32)
+
+
+def network_method(model_path=None):
+    """The row's function: the model loaded (and run on one full batch) before any timing."""
+    from bioface_tf.analysis import BATCH_SIZE, load_model
+
+    model = load_model(model_path)
+    network_specular(model, np.zeros((BATCH_SIZE, model.image_size, model.image_size, 3), np.float32))
+    return lambda images, masks, extras: network_specular(model, images)
 
 
 def methods() -> dict:
@@ -69,8 +113,15 @@ def methods() -> dict:
     }
 
 
-def evaluate(faces: int, cache: pathlib.Path, tuning: bool) -> str:
-    """The Markdown report: one table per family."""
+def evaluate(faces: int, cache: pathlib.Path, tuning: bool, network=None) -> str:
+    """The Markdown report: one table per family.
+
+    ``network``: the trained network's row function (:func:`network_method`),
+    or None to leave the row out.
+    """
+    rows = methods()
+    if network is not None:
+        rows[NETWORK_ROW] = network
     lines = []
     for family, report_seed, tuning_seed in FAMILIES:
         seed = tuning_seed if tuning else report_seed
@@ -85,7 +136,7 @@ def evaluate(faces: int, cache: pathlib.Path, tuning: bool) -> str:
             "| estimate | MAE (inside mask) | Pearson r (inside mask) | faces/s (this run) |",
             "|---|---:|---:|---:|",
         ]
-        for name, method in methods().items():
+        for name, method in rows.items():
             start = time.perf_counter()
             estimate = method(images, masks, extras)
             rate = len(images) / (time.perf_counter() - start)
@@ -102,19 +153,27 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=96)
     parser.add_argument("--tuning", action="store_true", help="score the tuning seeds (no evaluation family)")
     parser.add_argument("--cache", type=pathlib.Path, default=pathlib.Path("/tmp/bioface_spec"))
+    parser.add_argument("--model", help="a .keras model for the network row (default: the shipped model)")
+    parser.add_argument("--no-network", action="store_true", help="leave out the trained network's row")
     parser.add_argument("--out", type=pathlib.Path)
     args = parser.parse_args()
-    report = evaluate(args.faces, args.cache, args.tuning)
+    network = None if args.no_network else network_method(args.model)
+    report = evaluate(args.faces, args.cache, args.tuning, network)
     print(report)
     if args.out:
-        tuning = " --tuning" if args.tuning else ""
-        command = f"python benchmarks/eval_specular_families.py --faces {args.faces}{tuning} --out {args.out}"
+        options = (" --tuning" if args.tuning else "") + (f" --model {args.model}" if args.model else "")
+        options += " --no-network" if args.no_network else ""
+        command = f"python benchmarks/eval_specular_families.py --faces {args.faces}{options} --out {args.out}"
         args.out.write_text(
             "# Specular estimates per face family\n\n"
             f"Command: `{command}` (run from the repository root with `benchmarks` on the path as the "
             "script's folder). Design and parameters were chosen on the dichromatic and training families "
             "only (tuning seeds 1000 and 7); the evaluation-only family `eval_faces` was scored for this "
-            "report and never used to choose anything.\n\n"
+            "report and never used to choose anything. The trained network is "
+            f"{'`' + args.model + '`' if args.model else 'the shipped model (`bioface_tf/pretrained`)'}, "
+            "trained with ground truth on other faces of the training family; its specular is "
+            "`SPECULAR_TO_LINEAR_SRGB·specmask` (linear sRGB, the targets' units) and its faces/s is "
+            "inference alone.\n\n"
             f"{report}\n"
         )
 

@@ -57,12 +57,41 @@ class FaceAnalysis:
     def __len__(self) -> int:
         return len(self.image)
 
+    @property
+    def size(self) -> int:
+        """The faces' side, pixels."""
+        return int(self.image.shape[1])
+
+    def resized(self, size: int) -> "FaceAnalysis":
+        """The same faces at `(size, size)`: images and maps area-averaged or bilinear, masks nearest."""
+        if size == self.size:
+            return self
+        import cv2
+
+        interpolation = cv2.INTER_AREA if size < self.size else cv2.INTER_LINEAR
+
+        def each(batch, how=interpolation):
+            out = [cv2.resize(np.ascontiguousarray(x), (size, size), interpolation=how) for x in batch]
+            return np.stack([o if o.ndim == 3 else o[..., None] for o in out]).astype(np.float32)
+
+        return FaceAnalysis(
+            each(self.image),
+            each(self.mask, cv2.INTER_NEAREST),
+            {k: each(v) if v.ndim == 4 else v for k, v in self.params.items()},
+            each(self.reconstruction),
+            each(self.albedo),
+        )
+
+    def take(self, indices) -> "FaceAnalysis":
+        """The faces at ``indices`` (a slice or a list), in that order."""
+        return FaceAnalysis(
+            self.image[indices], self.mask[indices], {k: v[indices] for k, v in self.params.items()},
+            self.reconstruction[indices], self.albedo[indices],
+        )
+
     def head(self, n: int) -> "FaceAnalysis":
         """The first ``n`` faces."""
-        return FaceAnalysis(
-            self.image[:n], self.mask[:n], {k: v[:n] for k, v in self.params.items()},
-            self.reconstruction[:n], self.albedo[:n],
-        )
+        return self.take(slice(0, n))
 
 
 def load_model(path: str | pathlib.Path | None = None):
@@ -267,7 +296,7 @@ def save_face(out_dir: str | pathlib.Path, faces: FaceAnalysis, i: int, extra: d
 
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, image in figures.face_panels(faces, i).items():
+    for name, image in figures.face_panels(faces, i, tile=max(2 * figures.TILE, faces.size)).items():
         figures.write_png(out_dir / f"{name}.png", image)
     record = {**illuminant_and_camera(faces.params, i), **volume_fractions(faces.params, faces.mask, i), **(extra or {})}
     (out_dir / "params.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -303,6 +332,7 @@ def analyse_files(
     all_faces: bool = False,
     on_face=None,
     mask: str = "skin",
+    refiner=None,
 ) -> AnalysisRun:
     """Analyse every face in photos, folders and HDF5 files; write the results.
 
@@ -330,6 +360,10 @@ def analyse_files(
             before it is analysed (e.g. to say it was taken whole).
         mask: a photo's face mask, one of :data:`bioface_tf.masks.MASK_KINDS`
             (HDF5 faces keep their own).
+        refiner: a :class:`bioface_tf.refinement.Refiner` to fit each face
+            after the network (a photo's face at the refiner's working
+            size, so its maps have the photo's detail; ``params.json``
+            records the fit as ``refinement``), or None.
     """
     from tqdm import tqdm
 
@@ -345,16 +379,23 @@ def analyse_files(
 
     def flush(batch):
         faces = analyser(np.stack([f.image for f in batch]), np.stack([f.mask for f in batch]))
-        for i, face in enumerate(batch):
-            save_face(out_dir / face.name, faces, i, face.record())
+        if refiner is None:
+            results = [(faces, i, {}) for i in range(len(batch))]
+        else:
+            results = [(fit, k, {"refinement": record}) for fit, k, record in refiner.faces(faces, batch)]
+        for face, (analysis, k, extra) in zip(batch, results):
+            save_face(out_dir / face.name, analysis, k, {**face.record(), **extra})
             run.names.append(face.name)
-        room = max(0, figure_rows - sum(len(f) for _, f in shown))
-        if room:
-            shown.append(([f.name for f in batch[:room]], faces.head(room)))
+            if sum(len(f) for _, f in shown) < figure_rows:
+                shown.append(([face.name], analysis.take([k]).resized(model.image_size)))
 
     batch = []
     with tqdm(desc="analysing faces", unit="face", disable=None if progress is None else not progress) as bar:
-        for item in iter_faces(inputs, model.image_size, limit=limit, crop=crop, all_faces=all_faces, mask=mask):
+        faces = iter_faces(
+            inputs, model.image_size, limit=limit, crop=crop, all_faces=all_faces, mask=mask,
+            keep_photo=refiner is not None,
+        )
+        for item in faces:
             if isinstance(item, Failure):
                 run.failures.append(item)
                 if on_failure:

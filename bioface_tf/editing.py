@@ -204,6 +204,7 @@ def edit_photo(
     analyser=None,
     decoder=None,
     mask: str = "skin",
+    refiner=None,
 ) -> np.ndarray:
     """Edit the faces in a photo of any size and keep its full resolution.
 
@@ -230,6 +231,10 @@ def edit_photo(
         decoder: the renderer that goes with it (the on-device runtime,
             :class:`mobile_export.runtime.LiteBioFace`, passes both).
         mask: the face mask, one of :data:`bioface_tf.masks.MASK_KINDS`.
+        refiner: a :class:`bioface_tf.refinement.Refiner`: the network's
+            answer is fitted to each face region at the refiner's working
+            size and the edit is re-rendered there (not upsampled from the
+            model's size); None: no fit.
 
     Returns:
         `(H, W, 3)` float32 in [0, 1]; outside the faces' masks equal to ``photo``.
@@ -246,15 +251,20 @@ def edit_photo(
     if not len(squares):
         raise BioFaceError("no face found in the photo")
     size = model.image_size
+    work = refiner.work_size if refiner is not None and refiner.work_size else size
     crops = np.stack([photos.crop_square(photo, square, size) for square in squares])
-    both = [photos.square_masks(photo, square, mask, [size, square[2]]) for square in squares]
-    for k, (square, (small, _)) in enumerate(zip(squares, both)):
+    masks_at = [photos.square_masks(photo, square, mask, [size, square[2], work]) for square in squares]
+    for k, (square, (small, _, _)) in enumerate(zip(squares, masks_at)):
         if not small.any():
             raise BioFaceError(f"face {k} at {tuple(square)} (left, top, side): no skin found, the skin mask is empty")
-    masks = np.stack([small[..., None] for small, _ in both])
+    masks = np.stack([small[..., None] for small, _, _ in masks_at])
     if analyser is None:
         analyser, decoder = functools.partial(analyse, model), decoder_of(model)
-    edited = edit_faces(analyser(crops, masks), edit, decoder, residual, feather)
-    for square, crop, face, (_, full) in zip(squares, crops, edited, both):
+    faces = analyser(crops, masks)
+    if refiner is not None:
+        crops = np.stack([photos.crop_square(photo, square, work) for square in squares])
+        faces = refiner(faces, crops, np.stack([at_work[..., None] for _, _, at_work in masks_at])).faces
+    edited = edit_faces(faces, edit, decoder, residual, feather)
+    for square, crop, face, (_, full, _) in zip(squares, crops, edited, masks_at):
         photo = photos.paste_change(photo, square, crop, face, full)
     return photo

@@ -13,6 +13,7 @@ import sys
 
 from bioface_tf.commands.model_option import add_model_argument, model_file
 from bioface_tf.commands.photo_options import add_photo_face_arguments, announce_crop
+from bioface_tf.commands.refine_options import add_refine_arguments, refiner_from_args
 from bioface_tf.commands.video_options import add_video_arguments, analyze_clips, split_clips
 
 
@@ -52,18 +53,22 @@ def register(subparsers) -> None:
     )
     add_model_argument(parser)
     add_analyze_arguments(parser)
+    add_refine_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from bioface_tf.analysis import analyse, load_model
+    from bioface_tf.analysis import analyse, decoder_of, load_model
     from bioface_tf.video import keras_frame_model
 
     model = load_model(model_file(args, "bioface analyze"))
-    return analyze_inputs(args, model, functools.partial(analyse, model), frame_model=keras_frame_model(model))
+    return analyze_inputs(
+        args, model, functools.partial(analyse, model), frame_model=keras_frame_model(model),
+        refiner=refiner_from_args(args, decoder_of(model)),
+    )
 
 
-def analyze_inputs(args, model, analyser, prog: str = "bioface analyze", frame_model=None) -> int:
+def analyze_inputs(args, model, analyser, prog: str = "bioface analyze", frame_model=None, refiner=None) -> int:
     """Analyse ``args.inputs`` into ``args.out``: images with :func:`bioface_tf.analysis.analyse_files`,
     video clips with :func:`bioface_tf.commands.video_options.analyze_clips`.
 
@@ -73,15 +78,24 @@ def analyze_inputs(args, model, analyser, prog: str = "bioface analyze", frame_m
         analyser: ``(faces, masks) → FaceAnalysis``.
         prog: the command's name in messages.
         frame_model: the :class:`bioface_tf.video.FrameModel` for clips.
+        refiner: a :class:`bioface_tf.refinement.Refiner` for photos and
+            HDF5 faces (``--refine``), or None.
+
+    Raises:
+        BioFaceError: ``refiner`` given with video clips among the inputs.
     """
+    from bioface_tf.errors import BioFaceError
+
     clips, images = split_clips(args.inputs)
+    if clips and refiner is not None:
+        raise BioFaceError(f"--refine is for photos and HDF5 faces, not video clips ({clips[0]})")
     status = analyze_clips(args, clips, frame_model, prog) if clips else 0
     if images:
-        status = max(status, _analyze_images(args, images, model, analyser, prog))
+        status = max(status, _analyze_images(args, images, model, analyser, prog, refiner))
     return status
 
 
-def _analyze_images(args, inputs, model, analyser, prog: str) -> int:
+def _analyze_images(args, inputs, model, analyser, prog: str, refiner=None) -> int:
     """Analyse photos, folders and HDF5 files (:func:`bioface_tf.analysis.analyse_files`); the exit status."""
     from tqdm import tqdm
 
@@ -101,6 +115,7 @@ def _analyze_images(args, inputs, model, analyser, prog: str) -> int:
         mask=args.mask,
         all_faces=args.all_faces,
         on_face=lambda face: announce_crop(prog, face.source, face.crop),
+        refiner=refiner,
     )
     if not result.names:
         raise BioFaceError(f"no face analysed ({len(result.failures)} inputs failed; see the messages above)")

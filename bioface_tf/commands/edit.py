@@ -12,6 +12,7 @@ import pathlib
 
 from bioface_tf.commands.model_option import add_model_argument, model_file
 from bioface_tf.commands.photo_options import add_photo_face_arguments, announce_crop
+from bioface_tf.commands.refine_options import add_refine_arguments, refiner_from_args
 from bioface_tf.commands.video_options import add_video_arguments, edit_clip
 
 
@@ -56,6 +57,7 @@ def register(subparsers) -> None:
     )
     add_model_argument(parser)
     add_edit_arguments(parser)
+    add_refine_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -65,11 +67,12 @@ def run(args) -> int:
 
     model = load_model(model_file(args, "bioface edit"))
     return edit_image(
-        args, model, functools.partial(analyse, model), decoder_of(model), frame_model=keras_frame_model(model)
+        args, model, functools.partial(analyse, model), decoder_of(model), frame_model=keras_frame_model(model),
+        refiner=refiner_from_args(args, decoder_of(model)),
     )
 
 
-def edit_image(args, model, analyser, decoder, prog: str = "bioface edit", frame_model=None) -> int:
+def edit_image(args, model, analyser, decoder, prog: str = "bioface edit", frame_model=None, refiner=None) -> int:
     """Edit ``args.image`` as the flags of :func:`add_edit_arguments` say and write ``args.out``.
 
     Args:
@@ -80,6 +83,9 @@ def edit_image(args, model, analyser, decoder, prog: str = "bioface edit", frame
         prog: the command's name in messages.
         frame_model: the :class:`bioface_tf.video.FrameModel` for a video clip
             (:func:`bioface_tf.commands.video_options.edit_clip`).
+        refiner: a :class:`bioface_tf.refinement.Refiner` (``--refine``):
+            the face is fitted before the edit, and a photo's edit is
+            re-rendered at the refiner's working size; None: no fit.
     """
     from bioface_tf.data.faces import Failure, is_hdf5, iter_faces
     from bioface_tf.data.photos import find_faces
@@ -94,6 +100,8 @@ def edit_image(args, model, analyser, decoder, prog: str = "bioface edit", frame
         raise BioFaceError(str(err)) from None
     path = pathlib.Path(args.image)
     if is_video(path):
+        if refiner is not None:
+            raise BioFaceError(f"--refine is for photos and HDF5 faces, not video clips ({path})")
         return edit_clip(args, edit, frame_model, prog)
     image_size = model.image_size
     if is_hdf5(path):
@@ -109,6 +117,8 @@ def edit_image(args, model, analyser, decoder, prog: str = "bioface edit", frame
             raise BioFaceError(f"{path}: holds {len(items)} faces, no face {args.face}")
         face = items[args.face]
         faces = analyser(face.image[None], face.mask[None])
+        if refiner is not None:
+            faces = refiner(faces).faces
         result = edit_faces(faces, edit, decoder, residual=args.residual)[0]
         count = 1
     else:
@@ -117,10 +127,11 @@ def edit_image(args, model, analyser, decoder, prog: str = "bioface edit", frame
         squares = [face.square for face in found]
         result = edit_photo(
             model, found[0].photo, edit, squares=squares, residual=args.residual, analyser=analyser, decoder=decoder,
-            mask=args.mask,
+            mask=args.mask, refiner=refiner,
         )
         count = len(found)
     out = write_png(args.out, result)
     faces_edited = f" ({count} faces)" if count > 1 else ""
-    print(f"wrote {out} ({result.shape[1]}x{result.shape[0]}){faces_edited}: {edit}")
+    refined = f", refined {refiner.settings.steps} steps at {refiner.work_size or image_size} px" if refiner else ""
+    print(f"wrote {out} ({result.shape[1]}x{result.shape[0]}){faces_edited}: {edit}{refined}")
     return 0

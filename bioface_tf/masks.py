@@ -30,9 +30,12 @@ downloaded, and the TensorFlow-free runtime (``bioface-lite``) uses it too:
    away from the camera, or a crop cut at the photo's edge, sits off the
    crop's centre, and a fixed ellipse cut off its far cheek.
 4. **Clean-up**: a small opening and closing, the largest connected region,
-   and holes smaller than :data:`SMALL_HOLE` of the crop filled — nostrils,
-   shadowed creases and eye sockets that the colour test rejected are skin
-   by the convention — then the eyes cut out again.
+   and holes smaller than :data:`SMALL_HOLE` of the crop filled (eyes and
+   the open mouth are larger and stay out). A hole around a detected eye —
+   the shadowed socket that the colour test rejected, skin by the
+   convention — is filled up to :data:`EYE_HOLE` of the crop and the eye
+   cut out again (:func:`fill_eye_sockets`); an eye the cascade misses stays
+   a hole.
 
 A face whose central colours are not skin colours at all (no redder than
 green, or black: a greyscale photo saved as RGB, an object) gets an empty
@@ -93,9 +96,10 @@ PRIOR_SHIFT_LIMIT = 0.15
 GRABCUT_ROUNDS = 4
 GRABCUT_SEED = 0
 EYE_CASCADE = "haarcascade_eye.xml"
-SMALL_HOLE = 0.02
-"""Holes in the mask smaller than this fraction of the crop are filled (nostrils, creases, eye sockets;
-the eyes found are cut out again afterwards)."""
+SMALL_HOLE = 0.002
+"""Holes in the mask smaller than this fraction of the crop are filled (noise, not eyes or mouth)."""
+EYE_HOLE = 0.02
+"""A hole that holds a detected eye is filled up to this fraction of the crop before the eye is cut out again."""
 MIN_REDNESS = 0.1
 """A face's central colour must have ``log R/G`` above this (skin is redder than green) to be skin."""
 MIN_LUMINANCE = 1e-3
@@ -287,6 +291,20 @@ def clean(mask: np.ndarray) -> np.ndarray:
     return m | np.isin(holes, small[small > 0])
 
 
+def fill_eye_sockets(mask: np.ndarray, eyes: np.ndarray) -> np.ndarray:
+    """``mask`` with each hole that touches ``eyes`` filled when under :data:`EYE_HOLE` of it, less ``eyes``.
+
+    The colour test leaves out the shadowed socket around an eye, a hole
+    larger than the eye; only the eye (:func:`eye_regions`) is not skin.
+    `(H, W)` bool in and out.
+    """
+    side = mask.shape[0]
+    count, holes, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
+    sockets = np.unique(holes[eyes & ~mask])
+    sockets = sockets[(sockets > 0) & (stats[sockets, cv2.CC_STAT_AREA] < EYE_HOLE * side * side)]
+    return (mask | np.isin(holes, sockets)) & ~eyes
+
+
 def skin_mask(rgb: np.ndarray) -> np.ndarray:
     """The skin of the face in a square face crop, `(H, W)` float32 in {0, 1} (H = W).
 
@@ -308,7 +326,7 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
     skin = skin_coloured(work)
     if skin.any():
         eyes = eye_regions(work)
-        skin = clean(face_region(work, skin) & skin & ~eyes) & ~eyes
+        skin = fill_eye_sockets(clean(face_region(work, skin) & skin & ~eyes), eyes)
     return resize_mask(skin.astype(np.float32), side)
 
 

@@ -224,22 +224,22 @@ def test_the_prior_stays_put_for_a_centred_face_and_moves_at_most_its_limit():
     assert prior_centre(np.zeros((128, 128), bool)) == MASK_CENTRE[0]
 
 
-def test_holes_in_the_skin_are_filled_but_the_eyes_stay_out(monkeypatch):
-    """A nostril-sized hole the colour test leaves is skin; an eye found by the cascade is not, however small."""
+def test_an_eye_socket_is_filled_around_a_detected_eye_and_an_undetected_eye_stays_out(monkeypatch):
+    """The colour test leaves a hole larger than the eye (its shadowed socket): only the eye found is cut."""
     import bioface_tf.masks as masks
     from bioface_tf.data.eval_faces import render_eval_faces
 
-    face = render_eval_faces(1, 128, seed=0, start=2)
-    image = face["image"][0].copy()
-    nostril = np.zeros((128, 128), np.uint8)
-    cv2.circle(nostril, (64, 80), 4, 1, -1)
-    image[nostril > 0] = (0.2, 0.6, 0.2)  # green: not skin-coloured
-    eye = np.zeros((128, 128), np.uint8)
-    cv2.circle(eye, (50, 70), 4, 1, -1)
+    image = render_eval_faces(1, 128, seed=0, start=2)["image"][0].copy()
+    socket, eye, missed = (np.zeros((128, 128), np.uint8) for _ in range(3))
+    cv2.circle(socket, (64, 78), 7, 1, -1)
+    cv2.circle(eye, (64, 78), 3, 1, -1)
+    cv2.circle(missed, (64, 50), 4, 1, -1)  # eye-sized, larger than SMALL_HOLE, not detected
+    image[(socket > 0) | (missed > 0)] = (0.2, 0.6, 0.2)  # green: not skin-coloured
     monkeypatch.setattr(masks, "eye_regions", lambda rgb: eye.astype(bool))
     mask = skin_mask(image) > 0.5
-    assert not masks.skin_coloured(image)[nostril > 0].any()
-    assert mask[nostril > 0].all()
+    assert not masks.skin_coloured(image)[(socket > 0) | (missed > 0)].any()
     assert not mask[eye > 0].any()
-    ring = cv2.dilate(eye, np.ones((5, 5), np.uint8)) - eye
-    assert mask[ring > 0].mean() > 0.8
+    assert mask[(socket > 0) & (eye == 0)].mean() > 0.9
+    assert mask[missed > 0].mean() < 0.2
+    around_missed = cv2.dilate(missed, np.ones((7, 7), np.uint8)) - missed
+    assert mask[around_missed > 0].mean() > 0.9

@@ -38,6 +38,8 @@ from bioface_tf.masks import WORK_SIZE, elliptical_mask, resize_mask, skin_mask
 
 LABELS = pathlib.Path(__file__).resolve().parents[1] / "tests" / "data" / "skin_labels"
 GOAL_IOU = 0.85
+HELD_OUT = ("grace_hopper",)
+"""Labelled photos kept out of all tuning of :mod:`bioface_tf.masks` (the others are its tuning set)."""
 FIGURE_SIDE = 256
 
 
@@ -154,14 +156,18 @@ def report(rows: list[tuple[str, dict]], missing: list[str], faces: dict, args) 
         f"IoU with the hand label (`tests/data/skin_labels/`), in the model's {args.size}×{args.size} crop and at the "
         "photo's resolution inside the crop's square.",
         "",
-        f"| photo | crop square (left, top, side) | ellipse, {args.size}² | skin, {args.size}² | ellipse, photo res | "
-        "skin, photo res | skin mask s |",
-        "|---|---|---|---|---|---|---|",
+        f"Split: the photos in `HELD_OUT` ({', '.join(HELD_OUT)}) were kept out of all tuning of the skin mask; "
+        "the others are the set its thresholds and steps were chosen on.",
+        "",
+        f"| photo | split | crop square (left, top, side) | ellipse, {args.size}² | skin, {args.size}² | "
+        "ellipse, photo res | skin, photo res | skin mask s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows:
         flag = "" if r["sha256_matches"] else " (photo differs from the labelled one!)"
+        split = "held out" if name in HELD_OUT else "tuning"
         lines.append(
-            f"| {name}{flag} | {tuple(int(v) for v in r['square'])} | {r['ellipse_crop']:.3f} | {r['skin_crop']:.3f} "
+            f"| {name}{flag} | {split} | {tuple(int(v) for v in r['square'])} | {r['ellipse_crop']:.3f} | {r['skin_crop']:.3f} "
             f"| {r['ellipse_photo']:.3f} | {r['skin_photo']:.3f} | {r['seconds']:.2f} |"
         )
     lines += [f"- not measured: {m}" for m in missing]
@@ -187,11 +193,27 @@ def report(rows: list[tuple[str, dict]], missing: list[str], faces: dict, args) 
         "",
         "Chosen by these numbers among: the ellipse; skin colour alone (a trimmed Gaussian fitted to the centre of "
         "the face, with and without luminance); GrabCut alone; and their combination with OpenCV's eye cascade "
-        "(the default). No landmark model installs offline here (mediapipe, dlib and face-alignment are not in "
-        "the local package index), so none is used. Seen in the figure (`--figure`): colour cannot tell the neck "
-        "from the chin, nor amber glasses' frames or blond/grey hair at the temples from skin; teeth in a warm "
-        "photo and lips that are darker than the skin are sometimes misclassified; the hand labels' own "
-        "boundaries are uncertain by 2–3 photo pixels, which alone costs a few points of IoU on a small face.",
+        "(the default). Second round, chosen on the tuning photos and the rendered faces only: the elliptical "
+        "prior follows the skin sideways (`prior_centre`), and a hole around a detected eye (its shadowed socket) "
+        "is filled up to 2 % of the crop before the eye is cut out again (`fill_eye_sockets`). Before it (commit "
+        f"28e3774), {args.size}² IoU: astronaut 0.789, luispedro 0.764 (tuning), grace_hopper 0.763 (held out); "
+        "rendered faces mean 0.811 (28/48 ≥ goal). A first version filled every hole up to 2 % (luispedro "
+        "0.861, rendered 0.819) but also filled eyes the cascade missed, against the convention (a test's cartoon "
+        "face kept its eye whites), and took grace_hopper's held-out IoU to 0.753 (the rims inside her glasses); "
+        "it was replaced for the convention's sake, so the held-out photo has now been looked at twice. Tried and "
+        "dropped on the tuning set: a larger prior (takes in neck, ears and hair), brows as dark blobs above the "
+        "detected eyes (+0.005 on one photo, misses light brows), the mouth's interior from lip colour or from "
+        "OpenCV's smile cascade (which finds the chin), black-hat darkness, tighter colour or darkness "
+        "thresholds (all lower). No landmark model installs offline here (mediapipe, dlib and face-alignment are "
+        "not in the local package index), so none is used.",
+        "",
+        "Seen in the figure (`--figure`) and in per-class error counts: colour cannot tell the neck from the chin, "
+        "nor amber glasses' frames or blond/grey hair at the temples from skin (grace_hopper, unchanged); teeth "
+        "in a warm photo (astronaut: about 230 of 5800 label pixels in the 128² work crop) and light brows "
+        "(about 140) stay in the mask; the shadowed side of a face (luispedro's left eye socket, open to the "
+        "background) is missed; the hand labels' own boundaries are uncertain by 2–3 photo pixels, which alone "
+        "costs a few points of IoU on a small face, and astronaut's label reaches about 8 pixels into the fringe "
+        "above the forehead (left as labelled).",
         "",
     ]
     return "\n".join(lines)

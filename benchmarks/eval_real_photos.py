@@ -259,8 +259,13 @@ def _sha256(path) -> str:
 # --------------------------------------------------------------------------
 
 
-def evaluate_photo(model, photo: np.ndarray) -> dict | None:
-    """All checks on one photo (sRGB `(H, W, 3)`); None when no face is found."""
+def evaluate_photo(model, photo: np.ndarray, refiner=None) -> dict | None:
+    """All checks on one photo (sRGB `(H, W, 3)`); None when no face is found.
+
+    With ``refiner`` (a :class:`bioface_tf.refinement.Refiner`) every view is
+    fitted after the network at the refiner's working size, and every check
+    reads the fitted maps at that size.
+    """
     from bioface_tf.analysis import analyse
     from training.evaluate import masked_pearson, masked_psnr
 
@@ -276,6 +281,15 @@ def evaluate_photo(model, photo: np.ndarray) -> dict | None:
     crops = np.stack([views[n] for n in names] + [darker])
     masks = np.broadcast_to(mask, (len(crops), size, size, 1)).copy()
     faces = analyse(model, crops, masks)
+    if refiner is not None and refiner.work_size:
+        size = refiner.work_size
+        mask = elliptical_mask(size)
+        views = same_person_views(photo, square, size)
+        crops = np.stack([views[n] for n in names] + [crop_square(scale_exposure(photo), square, size)])
+        masks = np.broadcast_to(mask, (len(crops), size, size, 1)).copy()
+        faces = refiner(faces, crops, masks).faces
+    elif refiner is not None:
+        faces = refiner(faces).faces
     p = faces.params
     first, last = 0, len(crops) - 1  # the crop itself, and the darker crop
 
@@ -462,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="a trained BioFaceNet .keras file")
     parser.add_argument("--out", default="benchmarks/results/real_photos.md", help="markdown result file")
     parser.add_argument("--photo", action="append", default=[], help="another face photo (repeatable)")
+    parser.add_argument("--refine", type=int, default=None, metavar="STEPS",
+                        help="fit each view after the network (bioface_tf.refinement), STEPS steps")
+    parser.add_argument("--refine-size", type=int, default=256, metavar="N", help="working size of --refine")
     args = parser.parse_args(argv)
 
     from bioface_tf.analysis import load_model
@@ -477,9 +494,15 @@ def main(argv: list[str] | None = None) -> int:
     except BioFaceError as err:
         print(err, file=sys.stderr)
         return 1
+    refiner = None
+    if args.refine is not None:
+        from bioface_tf.analysis import decoder_of
+        from bioface_tf.refinement import Refiner, RefineSettings
+
+        refiner = Refiner(decoder_of(model), RefineSettings(steps=args.refine), args.refine_size, progress=False)
     results = {}
     for photo in photos:
-        results[photo.name] = evaluate_photo(model, read_photo(photo.path))
+        results[photo.name] = evaluate_photo(model, read_photo(photo.path), refiner)
         if results[photo.name] is None:
             print(f"{photo.path}: no face found", file=sys.stderr)
     text = report(command, args.model, model, photos, missing, results)

@@ -40,11 +40,9 @@ KEYS = tuple(MAPS) + tuple(MEANS) + ("psnr", "s_per_face")
 BATCH = 16
 
 TUNING_GRID = {
-    "map_learning_rate": (0.0, 0.002, 0.005, 0.02),
-    "fit_specular": (True, False),
-    "smoothness": (0.002, 0.01, 0.03),
-    "sparsity": (0.0, 0.002),
-    "anchor": (0.3, 1.0, 3.0),
+    "specular_anchor": (0.0, 1.0, 10.0, 100.0),
+    "specular_smoothness": (0.0, 0.1, 1.0),
+    "map_learning_rate": (0.002, 0.005),
 }
 
 

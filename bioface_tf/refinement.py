@@ -84,24 +84,27 @@ class RefineSettings:
         sparsity: weight of the mean specular shading.
         specular_smoothness: weight of the squared gradient of the
             specular shading.
+        specular_anchor: weight of the pull of the specular shading,
+            averaged down to the model's size, towards the network's.
     """
 
     steps: int = DEFAULT_STEPS
     learning_rate: float = 0.02
-    map_learning_rate: float = 0.005
+    map_learning_rate: float = 0.002
     fit_specular: bool = True
-    anchor: float = 1.0
-    smoothness: float = 0.002
+    anchor: float = 0.3
+    smoothness: float = 0.01
     edge_scale: float = 0.05
     shading_smoothness: float = 0.0005
-    sparsity: float = 0.002
+    sparsity: float = 0.0
     specular_smoothness: float = 0.0
+    specular_anchor: float = 100.0
 
     def __post_init__(self):
         if self.steps < 0:
             raise ValueError(f"refinement steps must be >= 0, got {self.steps}")
         for name in ("learning_rate", "map_learning_rate", "anchor", "smoothness", "edge_scale", "shading_smoothness", "sparsity",
-                     "specular_smoothness"):
+                     "specular_smoothness", "specular_anchor"):
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"refinement {name} must be a finite number >= 0, got {value}")
@@ -236,6 +239,7 @@ def refine(
     pair_x, pair_y = _pair_masks(inside)
     edge_x, edge_y = edge_x * pair_x, edge_y * pair_y
     network_maps = tf.constant(np.concatenate([faces.params[k] for k in MAP_KEYS], -1))
+    network_specular = tf.constant(np.maximum(faces.params["specmask"], 0.0))
     model_mask = tf.constant((np.asarray(faces.mask) > 0.5).astype(np.float32))
     fixed = {k: tf.constant(initial[k]) for k in ("b", "light_weights", "cct")}
 
@@ -263,8 +267,11 @@ def refine(
     def objective(maps_, log_shading_, specular_):
         render = decoder(params_of(maps_, log_shading_, specular_))["srgb"]
         appearance = _masked_mean(tf.reduce_mean(tf.square(render - target), -1, keepdims=True), inside)
-        pooled = tf.image.resize(maps_, (model_size, model_size), antialias=True) if size != model_size else maps_
-        anchor = _masked_mean(tf.reduce_mean(tf.square(pooled - network_maps), -1, keepdims=True), model_mask)
+        def pooled(values):
+            return tf.image.resize(values, (model_size, model_size), antialias=True) if size != model_size else values
+
+        anchor = _masked_mean(tf.reduce_mean(tf.square(pooled(maps_) - network_maps), -1, keepdims=True), model_mask)
+        specular_anchor = _masked_mean(tf.square(pooled(specular_) - network_specular), model_mask)
         tv = 0.0
         shading_tv = 0.0
         specular_tv = 0.0
@@ -281,6 +288,7 @@ def refine(
             + settings.shading_smoothness * shading_tv
             + settings.sparsity * sparsity
             + settings.specular_smoothness * specular_tv
+            + settings.specular_anchor * specular_anchor
         )
         return tf.reduce_sum(per_face)
 

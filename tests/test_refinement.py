@@ -75,7 +75,8 @@ def test_the_fit_lowers_the_appearance_error_and_raises_agreement_with_the_truth
     start = _perturbed(truth, np.random.default_rng(1))
     network = _analysis(start, decoder)
     network.image = photo
-    fit = refine(network, decoder, RefineSettings(steps=80, anchor=0.0), progress=False)
+    settings = RefineSettings(steps=80, anchor=0.0, map_learning_rate=0.02, specular_anchor=0.0)
+    fit = refine(network, decoder, settings, progress=False)
 
     assert fit.loss[-1] < 0.5 * fit.loss[0]
     mask = network.mask

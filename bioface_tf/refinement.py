@@ -20,7 +20,12 @@ an upsampled 64×64 answer. It minimises, per face,
   except at the photo's edges;
 * **shading smoothness**: the squared gradient of the log diffuse shading
   (low-frequency shading);
-* **sparsity**: the mean specular shading (sparse highlights).
+* **specular anchor**: the mean squared difference between the specular
+  shading, averaged down to the model's size, and the network's (without
+  it the fit explains any brightness it cannot otherwise reproduce as
+  specular light, and the specular map loses its pattern);
+* **sparsity** and **specular smoothness** (off by default): the mean and
+  the squared gradient of the specular shading.
 
 Gradients are in units of the model's pixels at every working size, so one
 set of weights means the same at 64 and at 512 px. The camera (``b``) and

@@ -13,6 +13,10 @@ Methods (all under white light, exact sRGB curve):
 * ``plain`` — the dark channel ``min_c J_c``;
 * ``refined (smooth)`` — ``bioface_tf.specular``, ``chromaticity="smooth"``;
 * ``refined (piecewise)`` — ``chromaticity="piecewise"``;
+* ``refined (skin)`` — ``chromaticity="skin"``: the smooth model's diffuse
+  chromaticity smoothed, a per-pixel shading × colour + grey split, kept in
+  the skin table's gamut over typical cameras and daylights (no true camera
+  or light);
 * ``Kim et al. 2013`` and ``Yang et al. 2010`` —
   :mod:`bioface_tf.specular_separation`;
 * ``refined + normal-space lobes`` — the smooth model's map (no median)
@@ -107,6 +111,7 @@ def methods() -> dict:
         "plain dark channel": lambda images, masks, extras: specular.dark_channel(specular.linearise(images)) * masks,
         "refined, smooth chromaticity (current default)": refined("smooth"),
         "refined, piecewise chromaticity": refined("piecewise"),
+        "refined, skin chromaticity (`chromaticity=\"skin\"`)": refined("skin"),
         "Kim et al. 2013 (our reading)": balanced(separation.kim2013),
         "Yang et al. 2010": balanced(separation.yang2010),
         "refined + normal-space lobes (`geometry=\"lobes\"`)": lobes,

@@ -242,7 +242,14 @@ class RefinementParams:
             (quantile) data term, followed by a robust (median) smoothing of
             the specular map — suited to skin, whose chromaticity varies
             smoothly; ``"piecewise"``: the TV model above (α, σ, β, γ,
-            iterations), suited to piecewise-constant diffuse colours.
+            iterations), suited to piecewise-constant diffuse colours;
+            ``"skin"``: the smooth model's separation, its diffuse
+            chromaticity smoothed (``skin_chroma_blur``), a per-pixel
+            least-squares split into shading × that colour plus grey,
+            kept inside the skin gamut (the range of grey additions that
+            leave a colour of the skin table under some typical camera
+            and daylight) and smoothed (``skin_blur``); see
+            :func:`skin_gamut_bounds`.
         quantile: q of the smooth model: the cost of a pixel's specular
             ``s = g − κa`` is ``q·s`` for ``s ≥ 0`` (sparse specular) and
             ``(1 − q)·|s|`` for ``s < 0`` (robust data term).
@@ -256,6 +263,12 @@ class RefinementParams:
         median: size of the median filter applied to ``g − κa`` inside the
             mask (smooth model; 0 or 1: none).
         irls_iterations: reweighted least-squares iterations of the fit.
+        skin_chroma_blur: ``chromaticity="skin"``: spatial σ in pixels of
+            the Gaussian (normalised inside the mask) that smooths the
+            diffuse chromaticity of the smooth model's separation before the
+            per-pixel decomposition ``J = shading·c + s·(1, 1, 1)``.
+        skin_blur: ``chromaticity="skin"``: σ in pixels of the final
+            Gaussian smoothing of the specular map inside the mask (0: none).
         geometry: ``"none"`` (default) or ``"lobes"``: the specular map
             (from the chosen chromaticity model, without its median filter)
             is projected onto non-negative lobes in the space of surface
@@ -275,6 +288,8 @@ class RefinementParams:
     chroma_range: float = 0.5
     median: int = 3
     irls_iterations: int = 40
+    skin_chroma_blur: float = 8.0
+    skin_blur: float = 1.0
     geometry: str = "none"
 
 
@@ -441,8 +456,10 @@ def specular_maps(
     grey = balanced.mean(axis=-1)
     if params.chromaticity == "smooth":
         return _smooth_model(grey, balanced - grey[..., None], dark, masks, params), dark.astype(np.float32)
+    if params.chromaticity == "skin":
+        return _skin_model(balanced, grey, dark, masks, params), dark.astype(np.float32)
     if params.chromaticity != "piecewise":
-        raise ValueError(f"chromaticity must be 'smooth' or 'piecewise', got {params.chromaticity!r}")
+        raise ValueError(f"chromaticity must be 'smooth', 'skin' or 'piecewise', got {params.chromaticity!r}")
     chroma = np.sqrt(np.sum((balanced - grey[..., None]) ** 2, axis=-1))
     # Parameters are in units of each face's mean grey level.
     count = np.maximum(masks.sum(axis=(1, 2)), 1)
@@ -562,6 +579,110 @@ def _edge_preserving_blur(chromatic, weight, sigma, colour_range):
     masked = (chromatic * weight[..., None]).astype(np.float32)
     filtered = cv2.bilateralFilter(masked, 5, max(colour_range * reference, _EPS), sigma)
     return filtered * weight[..., None]
+
+
+# --------------------------------------------------------------------------
+# The skin model
+# --------------------------------------------------------------------------
+
+# Cameras (the decoder's b) and daylights (D-series index) whose skin tables
+# make the gamut: the database mean and ±2 along each camera axis, under
+# 4000 K, ~6500 K and 13000 K daylight. No face's true camera or light is used.
+SKIN_GAMUT_CAMERAS = ((0.0, 0.0), (-2.0, 0.0), (2.0, 0.0), (0.0, -2.0), (0.0, 2.0))
+SKIN_GAMUT_DAYLIGHTS = (1.0, 3.5, 10.0)
+_HUE_BINS = 360
+_PLANE = np.array([[1.0, -1.0, 0.0], [1.0, 1.0, -2.0]]) / np.array([[np.sqrt(2.0)], [np.sqrt(6.0)]])
+
+
+def _grey_chroma_hue(x):
+    """Grey level ``g``, chroma ``a = |u|`` and hue angle of ``u`` (in the plane ⟂ grey) of `(..., 3)` colours."""
+    grey = x.mean(axis=-1)
+    plane = (x - grey[..., None]) @ _PLANE.T
+    return grey, np.sqrt(np.sum(plane**2, axis=-1)), np.arctan2(plane[..., 1], plane[..., 0])
+
+
+def _hue_bin(hue):
+    return ((hue + np.pi) * (_HUE_BINS / (2.0 * np.pi))).astype(np.int64) % _HUE_BINS
+
+
+_SKIN_GAMUT = None
+
+
+def skin_gamut_bounds() -> tuple[np.ndarray, np.ndarray]:
+    """Inverse-saturation range of skin per hue, `(2, 360)` float64 ``(κ_min, κ_max)``.
+
+    Every entry of the skin table (256 × 256 melanin × haemoglobin, shading 1,
+    white-balanced linear sRGB, :func:`bioface_tf.inversion.table_colours`)
+    under each camera of ``SKIN_GAMUT_CAMERAS`` and daylight of
+    ``SKIN_GAMUT_DAYLIGHTS`` is a diffuse skin colour ``g·1 + u``; per hue
+    bin of ``u`` (1°) the smallest and largest ``κ = g / |u|`` of those
+    colours. A pixel ``J = g·1 + u`` of that hue is skin plus a grey ``s``
+    only if ``κ_min ≤ (g − s) / |u| ≤ κ_max``, so
+    ``g − κ_max·|u| ≤ s ≤ g − κ_min·|u|``. Bins no table colour reaches take
+    the nearest bin that one does. Computed once per process.
+    """
+    global _SKIN_GAMUT
+    if _SKIN_GAMUT is None:
+        from bioface_tf.inversion import table_colours  # imports this module
+
+        low = np.full(_HUE_BINS, np.inf)
+        high = np.full(_HUE_BINS, -np.inf)
+        for b in SKIN_GAMUT_CAMERAS:
+            for daylight in SKIN_GAMUT_DAYLIGHTS:
+                colours = table_colours(np.asarray(b), np.eye(14)[1], daylight).reshape(-1, 3)
+                grey, chroma, hue = _grey_chroma_hue(colours)
+                keep = (grey > 1e-4) & (chroma > 1e-9)
+                kappa, bins = grey[keep] / chroma[keep], _hue_bin(hue[keep])
+                np.minimum.at(low, bins, kappa)
+                np.maximum.at(high, bins, kappa)
+        filled = np.flatnonzero(np.isfinite(low))
+        offset = np.arange(_HUE_BINS)[:, None] - filled[None, :]
+        nearest = filled[np.abs((offset + _HUE_BINS // 2) % _HUE_BINS - _HUE_BINS // 2).argmin(axis=1)]
+        _SKIN_GAMUT = np.stack([low[nearest], high[nearest]])
+    return _SKIN_GAMUT
+
+
+def _skin_model(balanced, grey, dark, masks, params: RefinementParams) -> np.ndarray:
+    """Specular map of the ``"skin"`` chromaticity model (``docs/SPECULAR_METHOD.md`` §3c).
+
+    1. Start: the smooth model's specular (no median), so the diffuse image
+       ``J − s₀`` and its chromaticity ``J − s₀ / Σ``.
+    2. Smooth that chromaticity inside the mask (Gaussian, σ =
+       ``skin_chroma_blur``): skin's colour varies slowly, pixel noise and
+       the start's errors do not.
+    3. Per pixel, least squares ``J ≈ t·c + s·(1, 1, 1)`` in ``(t, s)`` (shading
+       times the smoothed colour, plus a grey specular): the part of ``J``
+       off the plane of ``c`` and grey is dropped, not read as specular.
+    4. Clip ``s`` to the skin gamut's range for the pixel's hue
+       (:func:`skin_gamut_bounds`) and to ``[0, dark]``; smooth the map
+       (σ = ``skin_blur``) and clip to ``[0, dark]`` again.
+    """
+    start = _smooth_model(grey, balanced - grey[..., None], dark, masks, dataclasses.replace(params, median=0))
+    diffuse = np.maximum(balanced - start[..., None], _EPS)
+    colour = diffuse / diffuse.sum(axis=-1, keepdims=True)
+    colour = np.stack([_masked_gaussian(c, m, params.skin_chroma_blur) for c, m in zip(colour, masks)])
+    cc, c1 = np.sum(colour * colour, axis=-1), colour.sum(axis=-1)
+    jc, j1 = np.sum(balanced * colour, axis=-1), balanced.sum(axis=-1)
+    specular = (cc * j1 - c1 * jc) / np.maximum(3.0 * cc - c1 * c1, _EPS)
+    g, a, hue = _grey_chroma_hue(balanced)
+    kappa_min, kappa_max = skin_gamut_bounds()[:, _hue_bin(hue)]
+    specular = np.clip(specular, g - kappa_max * a, g - kappa_min * a)
+    specular = np.clip(specular, 0.0, dark) * masks
+    specular = np.stack([_masked_gaussian(s, m, params.skin_blur) for s, m in zip(specular, masks)])
+    return (np.clip(specular, 0.0, dark) * masks).astype(np.float32)
+
+
+def _masked_gaussian(image, mask, sigma):
+    """Gaussian blur of `(H, W)` or `(H, W, C)` inside ``mask`` (normalised convolution); 0 outside."""
+    weight = mask.astype(np.float32)
+    if sigma <= 0:
+        return image * (weight if image.ndim == 2 else weight[..., None])
+    spread = cv2.GaussianBlur(weight, (0, 0), sigma)
+    inside = np.where(weight > 0, 1.0 / np.maximum(spread, _EPS), 0.0).astype(np.float32)
+    if image.ndim == 2:
+        return cv2.GaussianBlur((image * weight).astype(np.float32), (0, 0), sigma) * inside
+    blurred = cv2.GaussianBlur((image * weight[..., None]).astype(np.float32), (0, 0), sigma)
+    return blurred.reshape(image.shape) * inside[..., None]
 
 
 # --------------------------------------------------------------------------

@@ -115,3 +115,34 @@ def test_flip_mirrors_maps_and_keeps_vectors():
         expected = plain["gt_fmel"][i].numpy()[:, ::-1] if mirrored[i] else plain["gt_fmel"][i].numpy()
         np.testing.assert_array_equal(flipped["gt_fmel"][i].numpy(), expected)
     np.testing.assert_array_equal(flipped["gt_b"].numpy(), plain["gt_b"].numpy())
+
+
+def test_fit_sh_is_each_faces_ridge_least_squares_fit():
+    rng = np.random.default_rng(0)
+    normals = rng.normal(size=(3, 6, 6, 3)).astype(np.float32)
+    normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
+    shading = rng.uniform(0.1, 2.0, (3, 6, 6)).astype(np.float32)
+    mask = np.stack([np.ones((6, 6)), rng.random((6, 6)) < 0.5, np.eye(6)]).astype(np.float32)
+    fitted = stream.fit_sh(normals, shading, mask)
+    for i in range(3):
+        inside = mask[i] > 0.5
+        basis = stream.sh_basis(normals[i][inside].astype(np.float64))
+        gram = basis.T @ basis
+        ridge = stream.SH_RIDGE * max(np.trace(gram), 1.0) * np.eye(9)
+        expected = np.linalg.solve(gram + ridge, basis.T @ shading[i][inside])
+        np.testing.assert_allclose(fitted[i], expected, rtol=1e-10, atol=1e-12)
+    assert not np.allclose(fitted[0], fitted[1])
+
+
+def test_non_skin_layer_in_two_compiled_stages_is_the_one_stage_layer():
+    params = stream.sample_parameters(np.random.default_rng(3), stream.BLOCK)
+    arrays, layout = stream.pack(params)
+    arrays = tuple(tf.constant(a) for a in arrays)
+    p = stream.unpack(arrays, layout)
+    surface = stream._surface(p, 16)
+    light = stream._lighting(p, surface)
+    fields = stream._compiled(stream._layer_fields, layout, 16)(arrays, surface, light)
+    staged = stream._compiled(stream._composite, layout, 16)(arrays, surface, light, fields)["overlay"].numpy()
+    whole = stream._layers(p, surface, light, 16)["overlay"].numpy()
+    assert staged.shape == (stream.BLOCK, 16, 16, 3) and np.ptp(whole) > 0.1
+    np.testing.assert_allclose(staged, whole, rtol=1e-4, atol=1e-5)

@@ -705,13 +705,16 @@ def fit_sh(normals: np.ndarray, shading: np.ndarray, mask: np.ndarray) -> np.nda
     Returns:
         ``sh`` with ``sh_basis(n) @ sh`` closest to the shading in the mask.
     """
-    fits = []
-    for n, e, m in zip(normals, shading, mask > 0.5):
-        basis = sh_basis(n[m].astype(np.float64))
-        gram = basis.T @ basis
-        ridge = SH_RIDGE * max(np.trace(gram), 1.0) * np.eye(9)
-        fits.append(np.linalg.solve(gram + ridge, basis.T @ e[m].astype(np.float64)))
-    return np.stack(fits)
+    inside = mask > 0.5
+    counts = inside.reshape(len(inside), -1).sum(axis=1)
+    basis = sh_basis(normals[inside].astype(np.float64))  # every face's pixels, face after face
+    values = shading[inside].astype(np.float64)
+    gram, rhs = np.empty((len(counts), 9, 9)), np.empty((len(counts), 9))
+    for i, (start, stop) in enumerate(zip(np.cumsum(counts) - counts, np.cumsum(counts))):
+        part = basis[start:stop]
+        gram[i], rhs[i] = part.T @ part, part.T @ values[start:stop]
+    ridge = SH_RIDGE * np.maximum(np.trace(gram, axis1=1, axis2=2), 1.0)[:, None, None] * np.eye(9)
+    return np.linalg.solve(gram + ridge, rhs[..., None])[..., 0]
 
 
 # ----------------------------------------------------------------------------- the scene

@@ -146,3 +146,14 @@ def test_non_skin_layer_in_two_compiled_stages_is_the_one_stage_layer():
     whole = stream._layers(p, surface, light, 16)["overlay"].numpy()
     assert staged.shape == (stream.BLOCK, 16, 16, 3) and np.ptp(whole) > 0.1
     np.testing.assert_allclose(staged, whole, rtol=1e-4, atol=1e-5)
+
+
+def test_render_blocks_are_render_batch_blocks_in_order():
+    blocks = list(stream.render_blocks(4, 16, [2, 0], sensor=False, albedo=True, workers=2, depth=1))
+    assert len(blocks) == 2
+    for k, block in zip([2, 0], blocks):
+        direct = stream.render_batch(4, stream.BLOCK, 16, first=k * stream.BLOCK, sensor=False, albedo=True)
+        assert set(block) == set(direct)
+        for key in ("srgb", "gt_fmel", "lighting", "albedo"):
+            np.testing.assert_array_equal(block[key], direct[key], err_msg=key)
+    assert not np.array_equal(blocks[0]["gt_fmel"], blocks[1]["gt_fmel"])

@@ -124,3 +124,16 @@ def test_figure_and_bad_arguments(tmp_path, capsys):
     assert figure.stat().st_size > 0
     assert main(["synth", "--n", "0", "--out", str(tmp_path / "g.h5")]) == 1
     assert "at least 1 face" in capsys.readouterr().err
+
+
+def test_faces_across_blocks_are_render_batch_faces_in_order(tmp_path):
+    from bioface_tf.data import stream
+    from bioface_tf.data.synth import write_synthetic
+
+    n = stream.BLOCK + 3
+    path = write_synthetic(tmp_path / "f.h5", n=n, size=16, seed=9, progress=False)
+    direct = render_batch(9, n, 16)
+    with h5py.File(path, "r") as f:
+        assert f["gt_fmel"].shape == (n, 16, 16)
+        np.testing.assert_array_equal(f["gt_fmel"][:], direct["gt_fmel"][..., 0])
+        np.testing.assert_array_equal(f["gt_b"][:], direct["gt_b"])

@@ -1152,16 +1152,31 @@ def make_stream_dataset(
 
 def _face_stream(seed: int, size: int, sensor: bool, workers: int, depth: int):
     """Blocks 0, 1, 2, … of ``seed`` as :func:`render_batch` dicts, rendered ahead by ``workers`` threads."""
+    return render_blocks(seed, size, itertools.count(), sensor=sensor, workers=workers, depth=depth)
+
+
+def render_blocks(seed: int, size: int, blocks, sensor: bool = True, albedo: bool = False, workers: int = 2,
+                  depth: int = 4):
+    """The given blocks of ``seed``, in order, as :func:`render_batch` dicts of :data:`BLOCK` faces each.
+
+    Up to ``depth`` blocks are rendered ahead by ``workers`` threads (the
+    compiled stages release the GIL, so two threads keep two cores busy).
+    Block ``k`` holds the faces ``k·BLOCK …`` of :func:`render_batch`.
+
+    Args:
+        blocks: an iterable of block indices (it may be endless).
+    """
 
     def block(k):
-        return _outputs(_render_block(seed, k, size, sensor, False))
+        return _outputs(_render_block(int(seed), k, size, sensor, albedo))
 
+    blocks = iter(blocks)
     pool = concurrent.futures.ThreadPoolExecutor(workers)
     try:
-        pending = collections.deque(pool.submit(block, k) for k in range(depth))
-        for k in itertools.count(depth):
+        pending = collections.deque(pool.submit(block, k) for k in itertools.islice(blocks, depth))
+        while pending:
             done = pending.popleft().result()
-            pending.append(pool.submit(block, k))
+            pending.extend(pool.submit(block, k) for k in itertools.islice(blocks, 1))
             yield done
     finally:
         pool.shutdown(wait=False, cancel_futures=True)

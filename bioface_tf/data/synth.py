@@ -41,6 +41,7 @@ no cast shadows, they agree exactly).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pathlib
 
@@ -395,10 +396,10 @@ def write_synthetic(
 
     Faces come from :func:`bioface_tf.data.stream.render_batch`: face ``i``
     depends only on ``(seed, i)``, the same face the training stream of that
-    seed yields. They are rendered and written a block
-    (:data:`~bioface_tf.data.stream.BLOCK` faces) at a time; nothing holds
-    all of them in memory. ``lrgb`` holds each face's least-squares SH fit
-    of its shading, so the reader's pseudo ground-truth shading
+    seed yields. They are rendered a block
+    (:data:`~bioface_tf.data.stream.BLOCK` faces) at a time, by two threads
+    while earlier blocks are written; nothing holds all of them in memory.
+    ``lrgb`` holds each face's least-squares SH fit of its shading, so the reader's pseudo ground-truth shading
     approximates ``gt_shading``, the exact shading the image was rendered
     with (cast shadows and several lights are beyond second-order SH).
     """
@@ -423,10 +424,12 @@ def write_synthetic(
             normal_encoding="signed",
             normal_axes="x right, y up, z towards the camera",
         )
-        with tqdm(total=n, desc="rendering faces", unit="face", disable=not progress) as bar:
-            for start in range(0, n, stream.BLOCK):
+        blocks = stream.render_blocks(seed, size, range(-(-n // stream.BLOCK)), albedo=True)
+        with tqdm(total=n, desc="rendering faces", unit="face", disable=not progress) as bar, \
+                contextlib.closing(blocks):
+            for start, block in zip(range(0, n, stream.BLOCK), blocks):
                 stop = min(start + stream.BLOCK, n)
-                batch = stream.render_batch(seed, stop - start, size, first=start, albedo=True)
+                batch = {k: v[: stop - start] for k, v in block.items()}
                 hwc = np.concatenate([batch["srgb"], batch["normals"], batch["mask"], batch["albedo"]], axis=-1)
                 zx7[start:stop] = hwc.transpose(0, 3, 1, 2)
                 lrgb[start:stop] = batch["lighting"]

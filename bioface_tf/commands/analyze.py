@@ -119,7 +119,8 @@ def _analyze_images(args, inputs, model, analyser, prog: str, refiner=None) -> i
     )
     if not result.names:
         raise BioFaceError(f"no face analysed ({len(result.failures)} inputs failed; see the messages above)")
-    print(f"analysed {len(result.names)} faces into {out}/<face>/ (figure: {result.figure})")
+    count = len(result.names)
+    print(f"analysed {count} face{'s' if count != 1 else ''} into {out}/<face>/ (figure: {result.figure})")
     if result.failures:
         print(f"{len(result.failures)} inputs failed:", file=sys.stderr)
         for failure in result.failures:

@@ -55,6 +55,8 @@ EXTRAS_REQUIRE = {
 
 PRETRAINED_FILES = ["*/model.keras", "*/card.json", "*/lite/*"]
 """The shipped models (``bioface_tf/pretrained/<name>/``), installed as package data."""
+LANDMARK_FILES = ["face_landmark/face_landmark.tflite", "face_landmark/LICENSE", "face_landmark/README.md"]
+"""MediaPipe's face landmark model (Apache-2.0) and its licence, for ``--mask landmarks``; installed as package data."""
 
 
 class BuildPyWithSpectra(build_py):
@@ -80,7 +82,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["bioface_tf", "bioface_tf.*", "training", "training.*", "mobile_export", "mobile_export.*"]),
-    package_data={"training": ["presets/*.json"], "bioface_tf.pretrained": PRETRAINED_FILES},
+    package_data={
+        "training": ["presets/*.json"], "bioface_tf.pretrained": PRETRAINED_FILES, "bioface_tf": LANDMARK_FILES,
+    },
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     cmdclass={"build_py": BuildPyWithSpectra},

@@ -37,6 +37,14 @@ downloaded, and the TensorFlow-free runtime (``bioface-lite``) uses it too:
    cut out again (:func:`fill_eye_sockets`); an eye the cascade misses stays
    a hole.
 
+:func:`landmark_mask` (``--mask landmarks``) finds the same region with
+the help of 468 face landmarks from MediaPipe's Face Mesh model, shipped
+inside this package (``bioface_tf/face_landmark/``, run by ``ai_edge_litert``;
+:mod:`bioface_tf.landmarks`): the face oval bounds the face, the eyes, brows
+and the mouth's opening are cut out by their outlines, and colour and GrabCut
+trim the oval where hair or background reach into it. Where the model sees
+no face it falls back to :func:`skin_mask`.
+
 A face whose central colours are not skin colours at all (no redder than
 green, or black: a greyscale photo saved as RGB, an object) gets an empty
 mask; callers report that as an error naming the file.
@@ -60,8 +68,9 @@ import numpy as np
 
 from bioface_tf.errors import DataError
 
-MASK_KINDS = ("skin", "ellipse")
-"""What :func:`face_mask` makes: ``skin`` (:func:`skin_mask`) or ``ellipse`` (:func:`elliptical_mask`)."""
+MASK_KINDS = ("skin", "landmarks", "ellipse")
+"""What :func:`face_mask` makes: ``skin`` (:func:`skin_mask`), ``landmarks`` (:func:`landmark_mask`) or
+``ellipse`` (:func:`elliptical_mask`)."""
 MASK_CENTRE = (0.5, 0.53)
 """Centre of the elliptical face mask as fractions of the crop's width and height."""
 MASK_SEMI_AXES = (0.33, 0.43)
@@ -105,6 +114,10 @@ MIN_REDNESS = 0.1
 MIN_LUMINANCE = 1e-3
 """… and a median linear luminance above this (not black)."""
 EPS = 1e-3
+LANDMARK_CORE_SCALE = 0.9
+""":func:`landmark_mask`: the face oval shrunk by this factor about its centre, less eyes, brows and mouth, is skin."""
+LANDMARK_PRIOR_SCALE = 1.25
+"""… and nothing outside the face oval grown by this factor is."""
 
 
 def ellipse(size: int, scale: float = 1.0, centre_x: float = MASK_CENTRE[0]) -> np.ndarray:
@@ -269,6 +282,16 @@ def face_region(rgb: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     labels[seeds & ellipse(side, SEED_SCALE)] = cv2.GC_FGD
     if not (labels == cv2.GC_FGD).any() or not (labels == cv2.GC_BGD).any():
         return prior & seeds
+    return grabcut(rgb, labels)
+
+
+def grabcut(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """GrabCut's foreground from initial ``labels`` (``cv2.GC_*``, changed in place), `(H, W)` bool.
+
+    GrabCut starts its colour models with OpenCV's k-means, which draws from
+    OpenCV's global random generator; it is reseeded first, so one image
+    always gets one result.
+    """
     background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
     cv2.setRNGSeed(GRABCUT_SEED)
     cv2.grabCut(_to_uint8(rgb), labels, None, background, foreground, GRABCUT_ROUNDS, cv2.GC_INIT_WITH_MASK)
@@ -330,12 +353,102 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
     return resize_mask(skin.astype(np.float32), side)
 
 
+def polygon(points: np.ndarray, side: int) -> np.ndarray:
+    """The filled polygon through `(N, 2)` ``(x, y)`` pixel points in a `(side, side)` bool image."""
+    image = np.zeros((side, side), np.uint8)
+    cv2.fillPoly(image, [np.round(np.asarray(points) * 16).astype(np.int32)], 1, shift=4)
+    return image.astype(bool)
+
+
+def landmark_regions(points: np.ndarray, side: int) -> dict[str, np.ndarray]:
+    """The regions :func:`landmark_mask` draws from Face Mesh landmarks `(468, 2)` (pixels), `(side, side)` bool each.
+
+    ``oval``: inside the face oval; ``features``: the eyes' openings, the
+    brows and the mouth's opening (not skin); ``core``: the oval shrunk by
+    :data:`LANDMARK_CORE_SCALE` less the features (surely skin); ``prior``:
+    the oval grown by :data:`LANDMARK_PRIOR_SCALE` (nothing beyond is skin).
+    """
+    from bioface_tf import landmarks as lm
+
+    oval = points[list(lm.FACE_OVAL)]
+    centre = oval.mean(axis=0)
+    features = np.zeros((side, side), bool)
+    for outline in (lm.LEFT_EYE, lm.RIGHT_EYE, lm.LEFT_BROW, lm.RIGHT_BROW, lm.INNER_LIPS):
+        features |= polygon(points[list(outline)], side)
+    return {
+        "oval": polygon(oval, side),
+        "features": features,
+        "core": polygon(centre + LANDMARK_CORE_SCALE * (oval - centre), side) & ~features,
+        "prior": polygon(centre + LANDMARK_PRIOR_SCALE * (oval - centre), side),
+    }
+
+
+def landmark_mask(rgb: np.ndarray) -> np.ndarray:
+    """The skin of the face in a square face crop from face landmarks, colour and GrabCut, `(H, W)` float32.
+
+    The face's landmarks (:func:`bioface_tf.landmarks.face_landmarks`,
+    MediaPipe's Face Mesh model shipped in this package) give its oval, eyes,
+    brows and mouth (:func:`landmark_regions`). The skin colour is fitted as in
+    :func:`skin_coloured`, but to the ``core`` (the oval shrunk, less those
+    features) instead of the ellipse's centre; GrabCut, seeded surely with
+    the skin-coloured core and possibly with the skin-coloured pixels inside
+    the grown oval (``prior``), finds where the face meets hair and
+    background. The mask is the core and GrabCut's skin-coloured face, less
+    the features, cleaned as in :func:`clean` (features smaller than its holes are cut out again).
+    Shadowed skin inside the core
+    stays in; teeth stay out when the mouth is open.
+
+    Where the model sees no face (its presence probability under
+    :data:`bioface_tf.landmarks.PRESENCE_THRESHOLD`) this is :func:`skin_mask`.
+    A face whose core is not skin-coloured at all (:data:`MIN_REDNESS`,
+    :data:`MIN_LUMINANCE`) gets an empty mask.
+
+    Args:
+        rgb: `(H, W, 3)` sRGB in [0, 1], H = W, framed as
+            :func:`bioface_tf.data.photos.crop_box` frames a face; worked on at
+            :data:`WORK_SIZE` (landmarks included) and resized back.
+    """
+    from bioface_tf.landmarks import PRESENCE_THRESHOLD, face_landmarks
+
+    rgb = np.asarray(rgb, np.float32)
+    side = rgb.shape[0]
+    if rgb.ndim != 3 or rgb.shape[1] != side or rgb.shape[2] != 3:
+        raise ValueError(f"a face crop must be (S, S, 3), got {rgb.shape}")
+    work = cv2.resize(rgb, (WORK_SIZE, WORK_SIZE), interpolation=cv2.INTER_AREA if side > WORK_SIZE else cv2.INTER_CUBIC)
+    work = np.clip(work, 0.0, 1.0)
+    points, presence = face_landmarks(work)
+    if presence < PRESENCE_THRESHOLD:
+        return skin_mask(rgb)
+    regions = landmark_regions(points, WORK_SIZE)
+    core = regions["core"]
+    if not core.any():
+        return skin_mask(rgb)
+    linear = linear_rgb(work)
+    chroma = log_chromaticity(linear)
+    bright = luminance(linear)
+    mean, covariance = fit_skin_colour(chroma[core])
+    typical = float(np.median(bright[core]))
+    if mean[0] <= MIN_REDNESS or typical <= MIN_LUMINANCE:
+        return np.zeros((side, side), np.float32)
+    seeds = (mahalanobis(chroma, mean, covariance) < COLOUR_THRESHOLD) & (bright > DARK_FRACTION * typical)
+    labels = np.full((WORK_SIZE, WORK_SIZE), cv2.GC_BGD, np.uint8)
+    labels[regions["prior"]] = cv2.GC_PR_BGD
+    labels[regions["prior"] & seeds] = cv2.GC_PR_FGD
+    labels[core & seeds] = cv2.GC_FGD
+    has_background = ((labels == cv2.GC_BGD) | (labels == cv2.GC_PR_BGD)).any()
+    region = grabcut(work, labels) if (labels == cv2.GC_FGD).any() and has_background else regions["prior"]
+    skin = clean(((region & seeds) | core) & ~regions["features"]) & ~regions["features"]  # clean fills small holes
+    return resize_mask(skin.astype(np.float32), side)
+
+
 def face_mask(rgb: np.ndarray, kind: str = "skin") -> np.ndarray:
     """The face mask of a square face crop, `(H, W)` float32 in {0, 1}: ``kind`` one of :data:`MASK_KINDS`."""
     if kind not in MASK_KINDS:
         raise ValueError(f"mask must be one of {MASK_KINDS}, got {kind!r}")
     if kind == "ellipse":
         return elliptical_mask(np.asarray(rgb).shape[0])[..., 0]
+    if kind == "landmarks":
+        return landmark_mask(rgb)
     return skin_mask(rgb)
 
 

@@ -479,7 +479,7 @@ class MaskTracker:
         if self.kind == "ellipse":
             return self.ellipse
         if new or self.mask is None or self.age >= self.refresh_frames:
-            skin = face_mask(photos.crop_square(frame, square, WORK_SIZE), "skin")
+            skin = face_mask(photos.crop_square(frame, square, WORK_SIZE), self.kind)
             self.mask = resize_mask(skin, self.size)[..., None] if skin.any() else self.ellipse
             self.age = 0
         else:

@@ -30,8 +30,10 @@ def add_photo_face_arguments(parser, action: str) -> None:
     parser.add_argument(
         "--mask", choices=MASK_KINDS, default="skin",
         help=f"which pixels of a photo's face to {action}: skin = the skin found by colour, OpenCV's eye detector "
-        f"and GrabCut (not hair, eyes, mouth interior, glasses' frames or background); ellipse = an upright "
-        f"ellipse in the face crop (default: skin)",
+        f"and GrabCut (not hair, eyes, mouth interior, glasses' frames or background); landmarks = the same "
+        f"from face landmarks (MediaPipe's Face Mesh model, shipped in the package), colour and GrabCut, "
+        f"better on faces without glasses, keeps glasses' frames; ellipse = an upright ellipse in the face "
+        f"crop (default: skin)",
     )
 
 

@@ -108,6 +108,45 @@ def test_conv_unit_normalises_with_batch_statistics_then_moving_ones():
     assert clone.get_config() == unit.get_config()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_matmul_weight_gradient_equals_the_convolutions(dtype):
+    from bioface_tf.model.blocks import conv3x3_matmul_filter_gradient
+
+    rng = np.random.default_rng(0)
+    x = tf.cast(rng.normal(size=(3, 4, 4, 6)), dtype)
+    kernel = tf.cast(rng.normal(size=(3, 3, 6, 5)), dtype)
+    weights = tf.cast(rng.normal(size=(3, 4, 4, 5)), dtype)
+    gradients = []
+    for convolve in (lambda a, k: tf.nn.conv2d(a, k, 1, "SAME"), conv3x3_matmul_filter_gradient):
+        with tf.GradientTape() as tape:
+            tape.watch([x, kernel])
+            y = convolve(x, kernel)
+            loss = tf.reduce_sum(tf.cast(y * weights, tf.float32))
+        gradients.append([y] + tape.gradient(loss, [x, kernel]))
+    for ours, reference in zip(*gradients):
+        assert ours.dtype == reference.dtype
+        scale = float(tf.reduce_max(tf.abs(tf.cast(reference, tf.float32))))
+        np.testing.assert_allclose(
+            tf.cast(ours, tf.float32).numpy(), tf.cast(reference, tf.float32).numpy(),
+            atol=(1e-5 if dtype == "float32" else 1e-2) * scale,
+        )
+
+
+def test_small_maps_train_with_the_matmul_weight_gradient_and_match_plain_convolution():
+    x = np.random.default_rng(1).normal(size=(4, 8, 8, 3)).astype(np.float32)
+    unit = ConvBatchNormReLU(4)
+    unit.build(x.shape)
+    with tf.GradientTape() as tape:
+        ours = tf.reduce_sum(unit(x, training=True) ** 2)
+    grad = tape.gradient(ours, unit.kernel)
+    with tf.GradientTape() as tape:
+        features = tf.nn.conv2d(x, unit.kernel, 1, "SAME")
+        normalised, _, _ = tf.compat.v1.nn.fused_batch_norm(features, unit.gamma, unit.beta, epsilon=unit.epsilon)
+        reference = tf.reduce_sum(tf.nn.relu(normalised) ** 2)
+    np.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(grad.numpy(), tape.gradient(reference, unit.kernel).numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_separable_and_dilated_units_keep_the_shape():
     x = np.ones((1, 8, 8, 4), np.float32)
     for unit in (ConvBatchNormReLU(6, separable=True), ConvBatchNormReLU(6, dilation_rate=2)):

@@ -96,7 +96,10 @@ class ConvBatchNormReLU(keras.layers.Layer):
         return tf.nn.convolution(x, kernel, padding="SAME", dilations=dilations)
 
     def call(self, inputs, training=None):
-        features = self._convolve(inputs)
+        if training and _filter_gradient_by_matmul(inputs.shape, self.kernel_size, self.dilation_rate, self.separable):
+            features = conv3x3_matmul_filter_gradient(inputs, tf.cast(self.kernel, inputs.dtype))
+        else:
+            features = self._convolve(inputs)
         gamma = tf.cast(self.gamma, tf.float32)
         beta = tf.cast(self.beta, tf.float32)
         if training:
@@ -131,6 +134,60 @@ class ConvBatchNormReLU(keras.layers.Layer):
             "momentum": self.momentum,
             "epsilon": self.epsilon,
         }
+
+
+MATMUL_FILTER_GRADIENT_MAX_SIZE = 8
+"""Largest feature-map side whose 3×3 convolution takes its weight gradient from matrix products."""
+
+
+def _filter_gradient_by_matmul(shape, kernel_size: int, dilation_rate: int, separable: bool) -> bool:
+    """Whether a training step's convolution takes :func:`conv3x3_matmul_filter_gradient`'s path."""
+    if separable or kernel_size != 3 or dilation_rate != 1 or len(shape) != 4:
+        return False
+    height, width = shape[1], shape[2]
+    return height is not None and width is not None and max(height, width) <= MATMUL_FILTER_GRADIENT_MAX_SIZE
+
+
+@tf.custom_gradient
+def conv3x3_matmul_filter_gradient(x, kernel):
+    """``tf.nn.conv2d(x, kernel, 1, "SAME")`` for a 3×3 kernel, with the weight gradient as 9 matrix products.
+
+    The same convolution and the same gradients, computed differently:
+    the weight gradient of tap (i, j) is ``shifted(x)ᵀ · dy`` over every
+    batch pixel (one matrix product of (B·H·W, C_in)ᵀ by (B·H·W, C_out),
+    accumulated in float32 by oneDNN as its convolution kernel does, and
+    rounded once to the activations' dtype, as it is). On small feature maps
+    (8×8 and 4×4 at 64×64 input) oneDNN's bfloat16 weight-gradient
+    convolution kernel on CPUs without AMX is 2-3× slower than its forward
+    convolution of the same size, and slower still when other processes
+    share the cores; the matrix products are not (measured on a 2-core
+    EPYC with avx512_bf16, see ``benchmarks/results/training_cpu.md``). The
+    input gradient stays oneDNN's ``Conv2DBackpropInput``.
+
+    Args:
+        x: (B, H, W, C_in) features, H and W static.
+        kernel: (3, 3, C_in, C_out), ``x``'s dtype.
+
+    Returns:
+        (B, H, W, C_out).
+    """
+    y = tf.nn.conv2d(x, kernel, 1, "SAME")
+
+    def gradient(dy):
+        dx = tf.raw_ops.Conv2DBackpropInput(
+            input_sizes=tf.shape(x), filter=kernel, out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME"
+        )
+        height, width, channels, filters = x.shape[1], x.shape[2], kernel.shape[2], kernel.shape[3]
+        padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        rows = tf.reshape(dy, [-1, filters])
+        taps = [
+            tf.matmul(tf.reshape(padded[:, i : i + height, j : j + width, :], [-1, channels]), rows, transpose_a=True)
+            for i in range(3)
+            for j in range(3)
+        ]
+        return dx, tf.reshape(tf.stack(taps), [3, 3, channels, filters])
+
+    return y, gradient
 
 
 def batch_norm_layers(model) -> list[ConvBatchNormReLU]:

@@ -219,3 +219,23 @@ def test_bfloat16_training_is_finite_and_its_model_infers_in_float32(faces, tmp_
     crops = CelebAFaces([faces], image_size=32).read(np.arange(3))
     analysis = analyse(loaded, crops["image"], crops["mask"])
     assert np.all(np.isfinite(analysis.reconstruction))
+
+
+def test_fused_adam_updates_as_keras_adam_does():
+    import tensorflow as tf
+
+    from training.optimizers import FusedAdam
+
+    rng = np.random.default_rng(0)
+    start = [rng.normal(size=(3, 4)).astype("float32"), rng.normal(size=(5,)).astype("float32")]
+    gradients = [[rng.normal(size=w.shape).astype("float32") for w in start] for _ in range(4)]
+    results = []
+    for optimizer_class in (keras.optimizers.Adam, FusedAdam):
+        weights = [keras.Variable(w) for w in start]
+        optimizer = optimizer_class(keras.optimizers.schedules.CosineDecay(1e-2, 10))
+        step = tf.function(lambda g: optimizer.apply(g, weights))
+        for g in gradients:
+            step([tf.constant(x) for x in g])
+        results.append([w.numpy() for w in weights] + [v.numpy() for v in optimizer.variables[1:]])
+    for ours, keras_adam in zip(results[1], results[0]):
+        np.testing.assert_allclose(ours, keras_adam, rtol=1e-5, atol=1e-6)

@@ -33,6 +33,7 @@ from bioface_tf.model import BioFaceNet, build_bioface
 from training import cluster, environment
 from training.callbacks import standard_callbacks
 from training.evaluate import load_trained
+from training.optimizers import FusedAdam
 from training.presets import Preset
 
 TARGETS = ("srgb", "mask", "shading", "shading_valid", "specular_target", GROUND_TRUTH_FLAG, *GROUND_TRUTH)
@@ -131,7 +132,7 @@ def build_and_compile(preset: Preset, total_steps: int = 1) -> BioFaceNet:
     if preset.train.init_from:
         initialise_from(model, preset.train.init_from)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate(preset.train, total_steps)),
+        optimizer=FusedAdam(learning_rate(preset.train, total_steps)),
         loss=BioFaceLoss(**vars(preset.loss)),
         jit_compile=preset.train.jit_compile,
     )

@@ -30,9 +30,16 @@ a CPU with ``avx512_bf16`` or ``amx_bf16``, else ``float32``) or
 network computes in bfloat16 while the map heads, the light/camera head, the
 physics decoder and the losses stay float32, as in ``bioface train``.
 
+Every Keras configuration trains with the optimiser ``bioface train`` uses,
+:class:`training.optimizers.FusedAdam` (Keras's Adam updated by
+TensorFlow's fused ``ResourceApplyAdam`` kernel), and the network's
+``ConvBatchNormReLU`` units as ``bioface train`` runs them (weight gradients
+of the 8×8 and 4×4 levels from matrix products, see
+:func:`bioface_tf.model.blocks.conv3x3_matmul_filter_gradient`).
+
 PyTorch runs the configurations of ``--torch``, ``memory format/precision``:
 ``eager`` (contiguous NCHW tensors, PyTorch's default) or ``channels_last``
-(NHWC, which oneDNN prefers), in ``float32`` or ``bf16``
+(NHWC, which oneDNN prefers), with ``torch.optim.Adam(fused=True)``, in ``float32`` or ``bf16``
 (``torch.autocast("cpu", dtype=torch.bfloat16)`` around the forward pass;
 the loss in float32). "Our default" is ``net/onednn`` (``bioface train``
 runs with oneDNN on and XLA off) in the ``auto`` policy; the table compares
@@ -92,6 +99,7 @@ def keras_worker(kind: str, variant: str, policy: str, args, data_file: str | No
 
     from bioface_tf.losses import BioFaceLoss
     from bioface_tf.model import BioFaceBackbone, build_bioface
+    from training.optimizers import FusedAdam
     from training.train import training_pairs
 
     b, s = args.batch, args.size
@@ -106,13 +114,13 @@ def keras_worker(kind: str, variant: str, policy: str, args, data_file: str | No
 
     if kind == "net":
         model = BioFaceBackbone(image_size=s, width_multiplier=args.width)
-        model.compile(keras.optimizers.Adam(1e-5), loss={n: "mse" for n in model.output}, jit_compile=xla)
+        model.compile(FusedAdam(1e-5), loss={n: "mse" for n in model.output}, jit_compile=xla)
         x = rng.normal(0, 50, (b, s, s, 3)).astype("float32")
         y = {n: np.zeros((b,) + tuple(model.output[n].shape[1:]), "float32") for n in model.output}
         data = tf.data.Dataset.from_tensors((x, y)).repeat()
     else:
         model = build_bioface(s, "full", width_multiplier=args.width)
-        model.compile(keras.optimizers.Adam(1e-5), loss=BioFaceLoss(), jit_compile=xla)
+        model.compile(FusedAdam(1e-5), loss=BioFaceLoss(), jit_compile=xla)
         if kind == "task":
             x = rng.normal(0, 50, (b, s, s, 3)).astype("float32")
             targets = {
@@ -186,7 +194,8 @@ def torch_worker(variant: str, precision: str, args) -> dict:
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    optimiser = torch.optim.Adam(net.parameters(), lr=1e-5)
+    # PyTorch's fused Adam (one kernel per step, on CPU since torch 2.4), as our side uses TensorFlow's fused one.
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-5, fused=True)
     if precision == "bf16":
         autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
     else:

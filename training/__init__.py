@@ -6,6 +6,8 @@
   and the precision the hardware suits;
 * :mod:`~training.callbacks` — Keras callbacks, the per-epoch figure
   (:func:`bioface_tf.figures.figure_grid`) included;
+* :mod:`~training.optimizers` — :class:`~training.optimizers.FusedAdam`, Keras's Adam
+  through TensorFlow's fused kernel, which ``bioface train`` uses;
 * :mod:`~training.train` — ``train()``, behind ``bioface train``;
 * :mod:`~training.cluster` — training on several machines (``TF_CONFIG``,
   per-worker data, only the chief writes);

@@ -328,6 +328,20 @@ def fill_eye_sockets(mask: np.ndarray, eyes: np.ndarray) -> np.ndarray:
     return (mask | np.isin(holes, sockets)) & ~eyes
 
 
+
+def _work_crop(rgb) -> tuple[int, np.ndarray]:
+    """``(side, crop)``: a square face crop's side and the crop resized to :data:`WORK_SIZE`, in [0, 1].
+
+    Raises:
+        ValueError: ``rgb`` is not `(S, S, 3)`.
+    """
+    rgb = np.asarray(rgb, np.float32)
+    side = rgb.shape[0]
+    if rgb.ndim != 3 or rgb.shape[1] != side or rgb.shape[2] != 3:
+        raise ValueError(f"a face crop must be (S, S, 3), got {rgb.shape}")
+    work = cv2.resize(rgb, (WORK_SIZE, WORK_SIZE), interpolation=cv2.INTER_AREA if side > WORK_SIZE else cv2.INTER_CUBIC)
+    return side, np.clip(work, 0.0, 1.0)
+
 def skin_mask(rgb: np.ndarray) -> np.ndarray:
     """The skin of the face in a square face crop, `(H, W)` float32 in {0, 1} (H = W).
 
@@ -340,12 +354,7 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
         The mask (the module's convention); all zeros when nothing in the
         crop looks like skin.
     """
-    rgb = np.asarray(rgb, np.float32)
-    side = rgb.shape[0]
-    if rgb.ndim != 3 or rgb.shape[1] != side or rgb.shape[2] != 3:
-        raise ValueError(f"a face crop must be (S, S, 3), got {rgb.shape}")
-    work = cv2.resize(rgb, (WORK_SIZE, WORK_SIZE), interpolation=cv2.INTER_AREA if side > WORK_SIZE else cv2.INTER_CUBIC)
-    work = np.clip(work, 0.0, 1.0)
+    side, work = _work_crop(rgb)
     skin = skin_coloured(work)
     if skin.any():
         eyes = eye_regions(work)
@@ -410,12 +419,7 @@ def landmark_mask(rgb: np.ndarray) -> np.ndarray:
     """
     from bioface_tf.landmarks import PRESENCE_THRESHOLD, face_landmarks
 
-    rgb = np.asarray(rgb, np.float32)
-    side = rgb.shape[0]
-    if rgb.ndim != 3 or rgb.shape[1] != side or rgb.shape[2] != 3:
-        raise ValueError(f"a face crop must be (S, S, 3), got {rgb.shape}")
-    work = cv2.resize(rgb, (WORK_SIZE, WORK_SIZE), interpolation=cv2.INTER_AREA if side > WORK_SIZE else cv2.INTER_CUBIC)
-    work = np.clip(work, 0.0, 1.0)
+    side, work = _work_crop(rgb)
     points, presence = face_landmarks(work)
     if presence < PRESENCE_THRESHOLD:
         return skin_mask(rgb)

@@ -1,8 +1,6 @@
 """The helpers of benchmarks/eval_real_photos.py (no model, no bundled photos needed)."""
 
-import importlib.util
 import pathlib
-import sys
 import types
 
 import numpy as np
@@ -10,20 +8,14 @@ import pytest
 
 from bioface_tf import spectra
 from bioface_tf.specular import linearise
+from benchmark_scripts import loaded
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "eval_real_photos.py"
 
 
 @pytest.fixture(scope="module")
 def rp():
-    spec = importlib.util.spec_from_file_location("eval_real_photos", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
+    with loaded("eval_real_photos.py", "eval_real_photos") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def test_exposure_is_halved_in_linear_light_not_in_srgb(rp):

@@ -1,11 +1,9 @@
 """The landmark mask (``--mask landmarks``): MediaPipe's Face Mesh model shipped in the package, run offline."""
 
 import hashlib
-import importlib.util
 import json
 import pathlib
 import re
-import sys
 
 import numpy as np
 import pytest
@@ -17,9 +15,9 @@ from bioface_tf.data.photos import crop_box, crop_square, detect_face, read_phot
 from bioface_tf.masks import (  # noqa: E402
     MASK_KINDS, WORK_SIZE, face_mask, landmark_mask, landmark_regions, resize_mask, skin_mask,
 )
+from benchmark_scripts import loaded  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "eval_skin_masks.py"
 LABELS = ROOT / "tests" / "data" / "skin_labels"
 TUNING = ("astronaut", "luispedro")
 MODULE_OF = {"scikit-image": "skimage", "matplotlib": "matplotlib", "mahotas": "mahotas"}
@@ -27,14 +25,8 @@ MODULE_OF = {"scikit-image": "skimage", "matplotlib": "matplotlib", "mahotas": "
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("eval_skin_masks_lm", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with loaded("eval_skin_masks.py", "eval_skin_masks_lm") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 def labelled(bench, name):

@@ -1,8 +1,6 @@
 """Skin masks for photos (bioface_tf.masks): agreement with hand labels and rendered truth, edits, empty masks."""
 
-import importlib.util
 import pathlib
-import sys
 import types
 
 import cv2
@@ -16,8 +14,8 @@ from bioface_tf.editing import Edit, edit_photo
 from bioface_tf.errors import BioFaceError, DataError
 from bioface_tf.masks import elliptical_mask, resize_mask, skin_mask
 from data_builders import draw_face
+from benchmark_scripts import loaded
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "eval_skin_masks.py"
 LABELS = sorted((pathlib.Path(__file__).parent / "data" / "skin_labels").glob("*.json"))
 MODULE_OF = {"scikit-image": "skimage", "matplotlib": "matplotlib", "mahotas": "mahotas"}
 NON_SKIN = (-1, 2, 3, 4, 5, 6, 7, 8)
@@ -26,14 +24,8 @@ NON_SKIN = (-1, 2, 3, 4, 5, 6, 7, 8)
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("eval_skin_masks", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
+    with loaded("eval_skin_masks.py", "eval_skin_masks") as module:
         yield module
-    finally:
-        sys.modules.pop(spec.name, None)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import dataclasses
 
 import numpy as np
 
-from bioface_tf.specular import encode
+from bioface_tf.transfer_curve import encode
 
 SKIN_LINEAR = np.array([0.60, 0.33, 0.22], np.float32)
 LIPS_LINEAR = np.array([0.55, 0.18, 0.16], np.float32)

@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 
 from bioface_tf import spectra
-from bioface_tf.specular import linearise
+from bioface_tf.transfer_curve import linearise
 
 GRID = spectra.N_SKIN_GRID
 COARSE = 32

@@ -60,47 +60,11 @@ import cv2
 import numpy as np
 
 from bioface_tf.specular_lobes import fit_lobes
-
-LINEARISATION_CURVES = ("srgb", "gamma2.2")
+# linearise, encode and LINEARISATION_CURVES stay importable from here (the separation API uses them)
+from bioface_tf.transfer_curve import LINEARISATION_CURVES, as_unit_float, encode, linearise  # noqa: F401
 
 _EPS = 1e-6
 _DUAL_STEP = 0.5
-
-
-# --------------------------------------------------------------------------
-# Transfer curves
-# --------------------------------------------------------------------------
-
-
-def linearise(image_srgb: np.ndarray, curve: str = "srgb") -> np.ndarray:
-    """Linear intensity of a display-encoded image.
-
-    Args:
-        image_srgb: values in [0, 1] (uint8: 0..255), any shape (e.g.
-            `(H, W, 3)`).
-        curve: ``"srgb"`` for the exact sRGB decoding curve (linear segment
-            below 0.04045, then exponent 2.4), ``"gamma2.2"`` for the
-            BioFaceNet reference's ``image ** 2.2``.
-
-    Returns:
-        float32 array of the same shape, in [0, 1].
-    """
-    x = np.clip(_as_unit_float(image_srgb), 0.0, 1.0)
-    if curve == "srgb":
-        return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
-    if curve == "gamma2.2":
-        return x**2.2
-    raise ValueError(f"unknown linearisation curve {curve!r}; expected one of {LINEARISATION_CURVES}")
-
-
-def encode(image_linear: np.ndarray, curve: str = "srgb") -> np.ndarray:
-    """Inverse of :func:`linearise`: display-encoded values in [0, 1]."""
-    x = np.clip(np.asarray(image_linear, dtype=np.float32), 0.0, 1.0)
-    if curve == "srgb":
-        return np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
-    if curve == "gamma2.2":
-        return x ** (1 / 2.2)
-    raise ValueError(f"unknown linearisation curve {curve!r}; expected one of {LINEARISATION_CURVES}")
 
 
 # --------------------------------------------------------------------------
@@ -360,7 +324,7 @@ def separate(
     Returns:
         A :class:`Separation` in linear intensity.
     """
-    image = _as_unit_float(image_srgb)
+    image = as_unit_float(image_srgb)
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected an (H, W, 3) image, got shape {image.shape}")
     masks = None if mask is None else np.asarray(mask)[None]
@@ -394,7 +358,7 @@ def separate_batch(
     Returns:
         A :class:`Separation` with a leading `N` axis.
     """
-    linear = linearise(_as_unit_float(images_srgb), curve)
+    linear = linearise(as_unit_float(images_srgb), curve)
     if linear.ndim != 4 or linear.shape[-1] != 3:
         raise ValueError(f"expected (N, H, W, 3) images, got shape {linear.shape}")
     n = len(linear)
@@ -623,7 +587,7 @@ def skin_gamut_bounds() -> tuple[np.ndarray, np.ndarray]:
     """
     global _SKIN_GAMUT
     if _SKIN_GAMUT is None:
-        from bioface_tf.inversion import table_colours  # imports this module
+        from bioface_tf.inversion import table_colours
 
         low = np.full(_HUE_BINS, np.inf)
         high = np.full(_HUE_BINS, -np.inf)
@@ -812,13 +776,6 @@ def _diff_adjoint(dx, dy):
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
-
-
-def _as_unit_float(image) -> np.ndarray:
-    image = np.asarray(image)
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
-    return image.astype(np.float32)
 
 
 def _normalised(illuminant) -> np.ndarray:

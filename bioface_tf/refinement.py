@@ -252,8 +252,10 @@ def refine(
     log_shading = tf.Variable(np.log(np.maximum(initial["shading"], SHADING_FLOOR)))
     specular = tf.Variable(np.maximum(initial["specmask"], 0.0))
     variables = (maps, log_shading, specular)
-    groups = [(keras.optimizers.Adam(settings.map_learning_rate), (maps,))]
-    groups.append((keras.optimizers.Adam(settings.learning_rate), (log_shading, specular) if settings.fit_specular else (log_shading,)))
+    groups = [
+        (keras.optimizers.Adam(settings.map_learning_rate), (maps,)),
+        (keras.optimizers.Adam(settings.learning_rate), (log_shading, specular) if settings.fit_specular else (log_shading,)),
+    ]
 
     def params_of(maps_, log_shading_, specular_):
         return {
@@ -269,12 +271,13 @@ def refine(
         difference = (values[:, :, 1:] - values[:, :, :-1]) if axis == 2 else (values[:, 1:] - values[:, :-1])
         return difference * scale
 
+    def pooled(values):
+        """Maps at the working size averaged down to the model's (antialiased, so it has a gradient)."""
+        return tf.image.resize(values, (model_size, model_size), antialias=True) if size != model_size else values
+
     def objective(maps_, log_shading_, specular_):
         render = decoder(params_of(maps_, log_shading_, specular_))["srgb"]
         appearance = _masked_mean(tf.reduce_mean(tf.square(render - target), -1, keepdims=True), inside)
-        def pooled(values):
-            return tf.image.resize(values, (model_size, model_size), antialias=True) if size != model_size else values
-
         anchor = _masked_mean(tf.reduce_mean(tf.square(pooled(maps_) - network_maps), -1, keepdims=True), model_mask)
         specular_anchor = _masked_mean(tf.square(pooled(specular_) - network_specular), model_mask)
         tv = 0.0
@@ -379,17 +382,14 @@ class Refiner:
         from_photo = [i for i, f in enumerate(items) if f.photo is not None and self.work_size is not None]
         at_own_size = [i for i in range(len(items)) if i not in from_photo]
         out: dict[int, tuple[FaceAnalysis, int, dict]] = {}
-        for group in (from_photo, at_own_size):
-            if not group:
-                continue
-            subset = analysed.take(group)
-            if group is from_photo:
-                parts = [self.photo_crops(items[i].photo, [items[i].square], items[i].mask_kind) for i in group]
-                fit = self(subset, np.concatenate([c for c, _ in parts]), np.concatenate([m for _, m in parts]))
-            else:
-                fit = self(subset)
-            for k, i in enumerate(group):
-                out[i] = (fit.faces, k, self.record(fit, k))
+        if from_photo:
+            parts = [self.photo_crops(items[i].photo, [items[i].square], items[i].mask_kind) for i in from_photo]
+            crops, masks = np.concatenate([c for c, _ in parts]), np.concatenate([m for _, m in parts])
+            fit = self(analysed.take(from_photo), crops, masks)
+            out.update({i: (fit.faces, k, self.record(fit, k)) for k, i in enumerate(from_photo)})
+        if at_own_size:
+            fit = self(analysed.take(at_own_size))
+            out.update({i: (fit.faces, k, self.record(fit, k)) for k, i in enumerate(at_own_size)})
         return [out[i] for i in range(len(items))]
 
     def record(self, fit: Refinement, k: int) -> dict:

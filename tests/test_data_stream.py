@@ -157,3 +157,34 @@ def test_render_blocks_are_render_batch_blocks_in_order():
         for key in ("srgb", "gt_fmel", "lighting", "albedo"):
             np.testing.assert_array_equal(block[key], direct[key], err_msg=key)
     assert not np.array_equal(blocks[0]["gt_fmel"], blocks[1]["gt_fmel"])
+
+
+def test_wide_variety_keeps_each_faces_scene_and_widens_its_pigment(clean):
+    wide = stream.render_batch(5, 2 * stream.BLOCK, SIZE, sensor=False, variety="wide")
+    np.testing.assert_array_equal(wide["mask"], clean["mask"])
+    np.testing.assert_array_equal(wide["gt_shading"], clean["gt_shading"])
+    np.testing.assert_array_equal(wide["gt_b"], clean["gt_b"])
+    skin = clean["mask"][..., 0] > 0.5
+    for key in ("gt_fmel", "gt_fblood"):
+        assert np.all(np.abs(wide[key]) <= 1.0)
+        spread = [np.std(face[..., 0][inside]) for face, inside in zip(clean[key], skin)]
+        wider = [np.std(face[..., 0][inside]) for face, inside in zip(wide[key], skin)]
+        assert np.mean(wider) > 1.1 * np.mean(spread), key
+    changed = np.abs(wide["gt_fblood"] - clean["gt_fblood"])[..., 0][skin]
+    assert np.mean(changed > 0.05) > 0.3
+
+
+def test_wide_faces_are_rendered_through_the_decoder_like_standard_ones():
+    wide = stream.render_batch(6, 4, SIZE, sensor=False, variety="wide")
+    inputs = {k: wide[f"gt_{k}"] for k in ("fmel", "fblood", "specmask", "b", "light_weights", "cct")}
+    inputs["shading"] = np.maximum(wide["gt_shading"], 1e-3)
+    rendered = PhysicsDecoder()({k: tf.constant(v) for k, v in inputs.items()})["srgb"].numpy()
+    skin = wide["mask"][..., 0] > 0.5
+    np.testing.assert_allclose(wide["srgb"][skin], rendered[skin], atol=2e-3)
+
+
+def test_an_unknown_variety_is_refused():
+    with pytest.raises(ValueError, match="variety"):
+        stream.sample_parameters(np.random.default_rng(0), 2, "extreme")
+    with pytest.raises(Exception, match="variety"):
+        stream.make_stream_dataset(B, SIZE, seed=1, variety="extreme")

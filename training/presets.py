@@ -24,7 +24,9 @@ on the fly (0: all come from ``--data``; ``batch_size``: no files needed);
 statistics after every epoch, before the checkpoint (0: off);
 ``train.rendered_pool`` (0: fresh faces for every batch) renders that many
 faces once and draws shuffled batches from them, for CPUs where rendering is
-slower than training; ``train.init_from`` starts from a trained ``.keras`` model's weights
+slower than training; ``train.rendered_variety`` is the rendered faces'
+pigment distribution (``standard`` or ``wide``, :data:`bioface_tf.data.stream.VARIETIES`);
+``train.init_from`` starts from a trained ``.keras`` model's weights
 (fine-tuning); ``train.learning_rate_decay`` is ``constant`` or ``cosine``
 (to 1 % of the rate over the whole run).
 
@@ -121,6 +123,7 @@ class TrainConfig:
     agreement_faces: int = 50
     rendered_pool: int = 0
     batch_norm_recalibration: int = 20
+    rendered_variety: str = "standard"
 
 
 SECTIONS = {"model": ModelConfig, "loss": LossConfig, "train": TrainConfig}

@@ -226,6 +226,7 @@ def training_batches(preset: Preset, faces, figure: bool = False, context=None) 
             seed=seed + (FIGURE_SEED_OFFSET if figure else 0),
             preprocessing=settings.preprocessing,
             flip=settings.flip and not figure,
+            variety=settings.rendered_variety,
         )
         if settings.rendered_pool and not figure:
             stream = pooled(stream, settings.rendered_pool, rendered, seed)

@@ -89,6 +89,19 @@ LATTICES = {
     "background_2": (6, 6),
     "sensor": (0, 0),
 }
+VARIETIES = ("standard", "wide")
+"""Pigment distributions: ``standard`` (the shipped model's stages 1–3) or ``wide``
+(:func:`_wide_skin`: patches, spots, gradients and the whole melanin range on top)."""
+WIDE_LATTICES = {
+    "melanin_coarse": (5, 5),
+    "melanin_fine": (11, 11),
+    "blood_coarse": (6, 6),
+    "blood_fine": (13, 13),
+    "spots": (30, 30),
+    "mottle": (17, 17),
+}
+"""Value-noise lattices of the ``wide`` patterns, keyed by hashing the ``blood`` key with a salt per name,
+so that ``standard`` faces draw exactly the numbers they always drew."""
 MAPS = ("fmel", "fblood", "shading", "specmask")
 VECTORS = {"b": 2, "light_weights": N_ILLUMINANTS, "cct": 1}
 
@@ -305,20 +318,58 @@ def _camera(rng, n) -> dict:
     }
 
 
-def sample_parameters(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+def _wide_skin(rng, n, skin_type, blood_base) -> dict:
+    """The ``wide`` variety's extra pigment numbers, drawn after every ``standard`` one.
+
+    Pigment that does not follow the face's anatomy, so that a network must
+    read it from each pixel's colour rather than from where it is: blotches
+    of more or less melanin (tanning, melasma, lighter patches) and of
+    haemoglobin (redness, rosacea) at random places and scales, small red
+    spots, a melanin gradient across the face, finer blood mottling; and
+    skin types over the whole melanin range [−1, 1] (a third of the faces)
+    and a wider range of base haemoglobin (half of them).
+    """
+    u = functools.partial(rng.uniform, size=n)
+    whole_range = rng.random(n) < 1.0 / 3.0
+    wider_blood = rng.random(n) < 0.5
+    return {
+        "skin_type": np.where(whole_range, u(-1.0, 1.0), skin_type),
+        "blood_base": np.where(wider_blood, u(-0.85, 0.45), blood_base),
+        "patch_mel": _sometimes(rng, n, 0.6, 0.1, 0.4) * rng.choice([-1.0, 1.0], n),
+        "patch_blood": _sometimes(rng, n, 0.7, 0.1, 0.5),
+        "patch_mel_threshold": u(0.5, 0.75),
+        "patch_blood_threshold": u(0.5, 0.75),
+        "patch_scale": u(0.0, 1.0),
+        "spots_blood": _sometimes(rng, n, 0.3, 0.3, 0.8),
+        "spot_density": u(0.8, 0.92),
+        "gradient_mel": u(-0.25, 0.25),
+        "gradient_angle": u(0.0, 2.0 * np.pi),
+        "mottle_blood_fine": u(0.0, 0.15),
+    }
+
+
+def sample_parameters(rng: np.random.Generator, n: int, variety: str = "standard") -> dict[str, np.ndarray]:
     """Every random number of ``n`` faces (pose, shape, skin, hair, light, camera), float32.
 
     Scalars per face are `(n, 1, 1)` so that they broadcast over `(n, H, W)`
     maps, except ``cct`` `(n, 1)`; vectors are `(n, …)`; ``noise_keys``
     `(n, len(LATTICES))` int32 seed each face's value-noise patterns.
+    ``variety`` (:data:`VARIETIES`) ``"wide"`` adds :func:`_wide_skin`'s
+    numbers, drawn after the others: a ``wide`` face has the pose, head,
+    light and camera of the ``standard`` face of the same seed and index.
     """
+    if variety not in VARIETIES:
+        raise ValueError(f"variety must be one of {VARIETIES}, got {variety!r}")
     params = {}
     for draw in (_pose, _shape, _skin, _hair, _lights, _background):
         params.update(draw(rng, n))
     params.update(_camera(rng, n))
+    noise_keys = rng.integers(0, 2**31, (n, len(LATTICES)), dtype=np.int32)
+    if variety == "wide":
+        params.update(_wide_skin(rng, n, params["skin_type"], params["blood_base"]))
     params = {k: np.asarray(v, np.float32).reshape(-1, 1, 1) if np.ndim(v) == 1 else np.asarray(v, np.float32)
               for k, v in params.items()}
-    params["noise_keys"] = rng.integers(0, 2**31, (n, len(LATTICES)), dtype=np.int32)
+    params["noise_keys"] = noise_keys
     return params
 
 
@@ -382,15 +433,25 @@ def value_noise(p, name: str, x, y, extent=(1.5, 1.5)):
     Returns:
         `(B, H, W)` values in [0, 1).
     """
-    gy, gx = LATTICES[name]
     key = tf.bitcast(p.noise_keys[:, list(LATTICES).index(name), None, None], tf.uint32)
+    return _lattice_noise(_hash(key), LATTICES[name], x, y, extent)
+
+
+def wide_noise(p, name: str, x, y, extent=(1.5, 1.5)):
+    """:func:`value_noise` on the lattice :data:`WIDE_LATTICES` ``[name]``, keyed from the ``blood`` key."""
+    key = tf.bitcast(p.noise_keys[:, list(LATTICES).index("blood"), None, None], tf.uint32)
+    salt = tf.constant(0x9E3779B9 + 7919 * list(WIDE_LATTICES).index(name), tf.uint32)
+    return _lattice_noise(_hash(tf.bitwise.bitwise_xor(_hash(key), salt)), WIDE_LATTICES[name], x, y, extent)
+
+
+def _lattice_noise(salt, lattice, x, y, extent):
+    gy, gx = lattice
     fx = tf.clip_by_value((x / extent[0] + 1.0) * 0.5 * (gx - 1), 0.0, gx - 1.001)
     fy = tf.clip_by_value((y / extent[1] + 1.0) * 0.5 * (gy - 1), 0.0, gy - 1.001)
     ix, iy = tf.floor(fx), tf.floor(fy)
     tx, ty = fx - ix, fy - iy
     tx, ty = tx * tx * (3 - 2 * tx), ty * ty * (3 - 2 * ty)
     node = tf.cast(iy, tf.uint32) * 1024 + tf.cast(ix, tf.uint32)
-    salt = _hash(key)
 
     def at(offset):
         return _uniform(salt, node + offset)
@@ -617,6 +678,9 @@ def skin_maps(p, geometry) -> dict:
     grain = value_noise(p, "stubble", x, Y)
     fmel = fmel + p.stubble * beard * (0.3 + 1.0 * grain * grain)
 
+    if hasattr(p, "patch_mel"):
+        fmel, fblood = wide_patterns(p, x, Y, fmel, fblood)
+
     oily = tf.maximum(
         tf.maximum(_gauss(x, Y, 0.0, 0.6, 0.45, 0.18), _gauss(x, Y, 0.0, -0.05, 0.1, 0.3)),
         _gauss(ax, Y, 0.45, -0.15, 0.18, 0.18),
@@ -626,6 +690,23 @@ def skin_maps(p, geometry) -> dict:
         "fblood": tf.clip_by_value(fblood, -1.0, 1.0),
         "oil": p.oil * (0.25 + 0.75 * oily) * (1.0 - 0.8 * beard),
     }
+
+
+def wide_patterns(p, x, y, fmel, fblood):
+    """Add the ``wide`` variety's patterns (:func:`_wide_skin`) to melanin and haemoglobin, `(B, H, W)`."""
+
+    def blotches(pigment, threshold):
+        coarse = wide_noise(p, f"{pigment}_coarse", x, y)
+        field = p.patch_scale * coarse + (1.0 - p.patch_scale) * wide_noise(p, f"{pigment}_fine", x, y)
+        return tf.sigmoid((field - threshold) / 0.06)
+
+    fmel = fmel + p.patch_mel * blotches("melanin", p.patch_mel_threshold)
+    fmel = fmel + p.gradient_mel * (tf.cos(p.gradient_angle) * x + tf.sin(p.gradient_angle) * y)
+    fblood = fblood + p.patch_blood * blotches("blood", p.patch_blood_threshold)
+    spots = tf.clip_by_value((wide_noise(p, "spots", x, y) - p.spot_density) / (1.0 - p.spot_density), 0.0, 1.0)
+    fblood = fblood + p.spots_blood * tf.sqrt(spots)
+    fblood = fblood + p.mottle_blood_fine * (2.0 * wide_noise(p, "mottle", x, y) - 1.0)
+    return fmel, fblood
 
 
 # ----------------------------------------------------------------------------- light
@@ -992,9 +1073,11 @@ def _decoder():
     return PhysicsDecoder()
 
 
-def _render_block(key: int, block: int, size: int, sensor: bool, albedo: bool) -> dict[str, np.ndarray]:
+def _render_block(
+    key: int, block: int, size: int, sensor: bool, albedo: bool, variety: str = "standard"
+) -> dict[str, np.ndarray]:
     """Faces ``block·BLOCK … (block+1)·BLOCK − 1`` of ``key`` through the compiled stages."""
-    params = sample_parameters(np.random.default_rng([key, block]), BLOCK)
+    params = sample_parameters(np.random.default_rng([key, block]), BLOCK, variety)
     arrays, layout = pack(params)
     arrays = tuple(tf.constant(a) for a in arrays)
     surface = _compiled(_surface, layout, size)(arrays)
@@ -1014,7 +1097,13 @@ def _render_block(key: int, block: int, size: int, sensor: bool, albedo: bool) -
 
 
 def render_batch(
-    rng_or_seed, batch_size: int, image_size: int = 64, first: int = 0, sensor: bool = True, albedo: bool = False
+    rng_or_seed,
+    batch_size: int,
+    image_size: int = 64,
+    first: int = 0,
+    sensor: bool = True,
+    albedo: bool = False,
+    variety: str = "standard",
 ) -> dict[str, np.ndarray]:
     """Render faces ``first … first + batch_size − 1`` with their ground truth (NumPy, float32).
 
@@ -1030,6 +1119,7 @@ def render_batch(
             inside the mask.
         albedo: also return ``albedo`` `(B, H, W, 3)`, the unlit noise-free
             face in sRGB (shading 1, no specular), zero off the mask.
+        variety: the pigment distribution, :data:`VARIETIES`.
 
     Returns:
         ``srgb`` `(B, H, W, 3)` in [0, 1]; ``mask`` `(B, H, W, 1)`; ``normals``
@@ -1042,7 +1132,7 @@ def render_batch(
     """
     key = int(rng_or_seed.integers(2**62)) if isinstance(rng_or_seed, np.random.Generator) else int(rng_or_seed)
     blocks = range(first // BLOCK, -(-(first + batch_size) // BLOCK))
-    rendered = [_render_block(key, k, image_size, sensor, albedo) for k in blocks]
+    rendered = [_render_block(key, k, image_size, sensor, albedo, variety) for k in blocks]
     skip = first - blocks[0] * BLOCK
     return _outputs({k: np.concatenate([r[k] for r in rendered])[skip : skip + batch_size] for k in rendered[0]})
 
@@ -1096,6 +1186,7 @@ def make_stream_dataset(
     sensor: bool = True,
     workers: int = 2,
     prefetch: int = 4,
+    variety: str = "standard",
 ) -> tf.data.Dataset:
     """An endless ``tf.data.Dataset`` of freshly rendered batches.
 
@@ -1112,17 +1203,21 @@ def make_stream_dataset(
             JPEG).
         workers: threads rendering blocks of faces at once.
         prefetch: blocks of :data:`BLOCK` faces rendered ahead.
+        variety: the pigment distribution, :data:`VARIETIES`.
     """
     from bioface_tf.data.pipeline import PREPROCESSING, flip_horizontally, preprocess
     from bioface_tf.errors import DataError
 
     if preprocessing not in PREPROCESSING:
         raise DataError(f"unknown preprocessing '{preprocessing}' (choose from {', '.join(PREPROCESSING)})")
+    if variety not in VARIETIES:
+        raise DataError(f"unknown face variety '{variety}' (choose from {', '.join(VARIETIES)})")
     spec = _stream_spec(batch_size, image_size)
     keys = list(spec)
 
     def batches():
-        faces = _face_stream(seed, image_size, sensor, workers, prefetch)
+        faces = render_blocks(seed, image_size, itertools.count(), sensor=sensor, workers=workers, depth=prefetch,
+                              variety=variety)
         buffered, count = [], 0
         for k in itertools.count():
             while count < batch_size:
@@ -1150,13 +1245,8 @@ def make_stream_dataset(
     return dataset.map(finish, num_parallel_calls=2, deterministic=True).prefetch(1)
 
 
-def _face_stream(seed: int, size: int, sensor: bool, workers: int, depth: int):
-    """Blocks 0, 1, 2, … of ``seed`` as :func:`render_batch` dicts, rendered ahead by ``workers`` threads."""
-    return render_blocks(seed, size, itertools.count(), sensor=sensor, workers=workers, depth=depth)
-
-
 def render_blocks(seed: int, size: int, blocks, sensor: bool = True, albedo: bool = False, workers: int = 2,
-                  depth: int = 4):
+                  depth: int = 4, variety: str = "standard"):
     """The given blocks of ``seed``, in order, as :func:`render_batch` dicts of :data:`BLOCK` faces each.
 
     Up to ``depth`` blocks are rendered ahead by ``workers`` threads (the
@@ -1168,7 +1258,7 @@ def render_blocks(seed: int, size: int, blocks, sensor: bool = True, albedo: boo
     """
 
     def block(k):
-        return _outputs(_render_block(int(seed), k, size, sensor, albedo))
+        return _outputs(_render_block(int(seed), k, size, sensor, albedo, variety))
 
     blocks = iter(blocks)
     pool = concurrent.futures.ThreadPoolExecutor(workers)

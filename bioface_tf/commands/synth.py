@@ -24,13 +24,14 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--family", choices=FAMILIES, default="training",
-        help="training: the generator models learn from (default); eval_faces: the independent, "
+        help="training: the generator models learn from (default); validation_faces: the family "
+        "training recipes are chosen by (docs/VALIDATION_FACES.md); eval_faces: the independent, "
         "evaluation-only family (docs/EVAL_FACES.md; bioface train refuses it)",
     )
     parser.set_defaults(func=run)
 
 
-FAMILIES = ("training", "eval_faces")
+FAMILIES = ("training", "validation_faces", "eval_faces")
 
 
 def run(args) -> int:
@@ -43,6 +44,10 @@ def run(args) -> int:
         from bioface_tf.data.eval_faces import write_eval_faces
 
         path = write_eval_faces(args.out, n=args.n, size=args.size, seed=args.seed)
+    elif args.family == "validation_faces":
+        from bioface_tf.data.validation_faces import write_validation_faces
+
+        path = write_validation_faces(args.out, n=args.n, size=args.size, seed=args.seed)
     else:
         path = write_synthetic(args.out, n=args.n, size=args.size, seed=args.seed)
     print(f"wrote {args.n} faces ({args.size}x{args.size}) with ground truth to {path}")

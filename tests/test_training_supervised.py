@@ -86,12 +86,13 @@ def test_fine_tuning_starts_from_the_given_model(rendered, tmp_path):
         training_train.build_and_compile(other)
 
 
-def test_the_evaluation_only_family_is_refused_for_training(rendered, tmp_path):
-    held_out = tmp_path / "eval.h5"
+@pytest.mark.parametrize("family, message", [("eval_faces", "evaluation-only"), ("validation_faces", "validation")])
+def test_the_held_out_families_are_refused_for_training(rendered, tmp_path, family, message):
+    held_out = tmp_path / f"{family}.h5"
     held_out.write_bytes(open(rendered, "rb").read())
     with h5py.File(held_out, "a") as f:
-        f.attrs["family"] = "eval_faces"
-    with pytest.raises(BioFaceError, match="evaluation-only"):
+        f.attrs["family"] = family
+    with pytest.raises(BioFaceError, match=message):
         training_train.train(load_preset("synthetic", FILES_ONLY), [str(held_out)], tmp_path / "run", progress=False)
 
 

@@ -42,6 +42,9 @@ LR_DECAY = ("constant", "cosine")
 FINAL_LR_FRACTION = 0.01
 DEFAULT_STREAM_STEPS = 500
 EVALUATION_ONLY_FAMILY = "eval_faces"
+VALIDATION_FAMILY = "validation_faces"
+"""Face families never trained on: the evaluation family (never used to choose anything either) and the
+validation family (used to choose recipes, docs/VALIDATION_FACES.md)."""
 HELD_OUT_SEED_OFFSET = 1_000_003
 FIGURE_SEED_OFFSET = 7919
 
@@ -179,10 +182,17 @@ def _check_data(preset: Preset, faces) -> None:
         return
     for file in faces.files:
         with h5py.File(file.images, "r") as handle:
-            if handle.attrs.get("family") == EVALUATION_ONLY_FAMILY:
+            family = handle.attrs.get("family")
+            if family == EVALUATION_ONLY_FAMILY:
                 raise BioFaceError(
                     f"{file.images}: this file is of the evaluation-only face family ({EVALUATION_ONLY_FAMILY}); "
                     "it must never be trained or tuned on. Train on 'bioface synth' faces or CelebA instead"
+                )
+            if family == VALIDATION_FAMILY:
+                raise BioFaceError(
+                    f"{file.images}: this file is of the validation face family ({VALIDATION_FAMILY}), kept "
+                    "for choosing recipes on faces no model was trained on. Train on 'bioface synth' faces or "
+                    "CelebA instead"
                 )
     if preset.loss.specular_target > 0 and not faces.has_specular_targets:
         missing = " ".join(str(f.images) for f in faces.files if f.specular is None)

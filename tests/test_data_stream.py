@@ -1,5 +1,7 @@
 """Streamed rendered faces: the batch contract, determinism, masks, ground truth, variety."""
 
+import types
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -188,3 +190,25 @@ def test_an_unknown_variety_is_refused():
         stream.sample_parameters(np.random.default_rng(0), 2, "extreme")
     with pytest.raises(Exception, match="variety"):
         stream.make_stream_dataset(B, SIZE, seed=1, variety="extreme")
+
+
+def test_skin_metering_brings_the_skin_towards_the_target_luminance():
+    from bioface_tf.transfer_curve import linearise
+
+    n, size = 3, 16
+    shade = np.array([0.03, 0.08, 0.5], np.float32)[:, None, None, None]
+    linear = tf.constant(np.ones((n, size, size, 3), np.float32) * shade)
+    mask = np.zeros((n, size, size), np.float32)
+    mask[:, 4:12, 4:12] = 1.0
+    ones = np.ones((n, 1, 1), np.float32)
+    p = types.SimpleNamespace(
+        exposure=ones, white_balance_error=np.ones((n, 3), np.float32), blur=0 * ones, noise_gain=0 * ones,
+        noise_floor=0 * ones, noise_keys=np.zeros((n, len(stream.LATTICES)), np.int32), skin_metering=ones,
+    )
+    full = linearise(stream.camera_effects(p, linear, size, 1.0, tf.constant(mask)).numpy())
+    np.testing.assert_allclose(full[:, 8, 8].mean(axis=-1), stream.SKIN_METERING_TARGET, rtol=1e-3)
+    p.skin_metering = 0.5 * ones
+    half = linearise(stream.camera_effects(p, linear, size, 1.0, tf.constant(mask)).numpy())
+    gain = half[:, 8, 8, 0] / shade[:, 0, 0, 0]
+    np.testing.assert_allclose(gain, np.sqrt(stream.SKIN_METERING_TARGET / shade[:, 0, 0, 0]), rtol=1e-3)
+    assert np.all(np.diff(half[:, 8, 8, 0]) > 0), "metering brightens a dark face, it does not invert the order"

@@ -73,6 +73,9 @@ GEOMETRY_ITERATIONS = 1
 SHADOW_STEPS = (0.12,)
 BLOCK = 32
 N_BACKGROUND_BOXES = 3
+REC709_LUMA = (0.2126, 0.7152, 0.0722)
+SKIN_METERING_TARGET = 0.2
+"""Mean linear luminance a skin-metering exposure brings the face towards."""
 
 LATTICES = {
     "mel": (7, 7),
@@ -89,7 +92,7 @@ LATTICES = {
     "background_2": (6, 6),
     "sensor": (0, 0),
 }
-VARIETIES = ("standard", "wide")
+VARIETIES = ("standard", "wide", "wide_metered", "wide_metered_blood")
 """Pigment distributions: ``standard`` (the shipped model's stages 1–3) or ``wide``
 (:func:`_wide_skin`: patches, spots, gradients and the whole melanin range on top)."""
 WIDE_LATTICES = {
@@ -318,7 +321,7 @@ def _camera(rng, n) -> dict:
     }
 
 
-def _wide_skin(rng, n, skin_type, blood_base) -> dict:
+def _wide_skin(rng, n, skin_type, blood_base, variety="wide") -> dict:
     """The ``wide`` variety's extra pigment numbers, drawn after every ``standard`` one.
 
     Pigment that does not follow the face's anatomy, so that a network must
@@ -331,8 +334,9 @@ def _wide_skin(rng, n, skin_type, blood_base) -> dict:
     """
     u = functools.partial(rng.uniform, size=n)
     whole_range = rng.random(n) < 1.0 / 3.0
-    wider_blood = rng.random(n) < 0.5
-    return {
+    wider_blood = (rng.random(n) < 0.5) & (variety != "wide_metered")
+    metering = {"skin_metering": _sometimes(rng, n, 0.6, 0.3, 1.0)} if variety != "wide" else {}
+    return metering | {
         "skin_type": np.where(whole_range, u(-1.0, 1.0), skin_type),
         "blood_base": np.where(wider_blood, u(-0.85, 0.45), blood_base),
         "patch_mel": _sometimes(rng, n, 0.6, 0.1, 0.4) * rng.choice([-1.0, 1.0], n),
@@ -365,8 +369,8 @@ def sample_parameters(rng: np.random.Generator, n: int, variety: str = "standard
         params.update(draw(rng, n))
     params.update(_camera(rng, n))
     noise_keys = rng.integers(0, 2**31, (n, len(LATTICES)), dtype=np.int32)
-    if variety == "wide":
-        params.update(_wide_skin(rng, n, params["skin_type"], params["blood_base"]))
+    if variety != "standard":
+        params.update(_wide_skin(rng, n, params["skin_type"], params["blood_base"], variety))
     params = {k: np.asarray(v, np.float32).reshape(-1, 1, 1) if np.ndim(v) == 1 else np.asarray(v, np.float32)
               for k, v in params.items()}
     params["noise_keys"] = noise_keys
@@ -1024,12 +1028,25 @@ def srgb_encode(linear):
     return tf.where(x <= SRGB_LINEAR_LIMIT, 12.92 * x, curved)
 
 
-def camera_effects(p, linear, size: int, strength):
+def camera_effects(p, linear, size: int, strength, mask=None):
     """Exposure, white-balance error, blur, noise and sRGB, `(B, H, W, 3)` in [0, 1].
 
     ``strength`` 1 applies them, 0 gives the plain sRGB encoding of ``linear``.
+    With ``skin_metering`` among the parameters (the ``wide`` varieties) and
+    the skin ``mask`` `(B, H, W)`, the exposure also meters the skin, as a
+    camera's face-priority auto-exposure does: it is multiplied by
+    ``(SKIN_METERING_TARGET / mean skin luminance) ** skin_metering``, so a
+    dark face comes out brighter than its light.
     """
-    gain = 1.0 + strength * (p.exposure[..., None] * p.white_balance_error[:, None, None, :] - 1.0)
+    exposure = p.exposure
+    if mask is not None and hasattr(p, "skin_metering"):
+        luminance = tf.reduce_sum(linear * tf.constant(REC709_LUMA), axis=-1)
+        skin = tf.reduce_sum(luminance * mask, axis=(1, 2), keepdims=True) / tf.maximum(
+            tf.reduce_sum(mask, axis=(1, 2), keepdims=True), 1.0
+        )
+        ratio = tf.clip_by_value(SKIN_METERING_TARGET / tf.maximum(skin, 1e-4), 0.25, 8.0)
+        exposure = exposure * tf.pow(ratio, p.skin_metering)
+    gain = 1.0 + strength * (exposure[..., None] * p.white_balance_error[:, None, None, :] - 1.0)
     image = blur(linear * gain, strength * tf.reshape(p.blur, (-1,)) * (size / 64.0))
     sigma = tf.sqrt(p.noise_gain[..., None] * tf.maximum(image, 0.0) + tf.square(p.noise_floor[..., None]))
     return srgb_encode(image + strength * sigma * pixel_noise(p, image.shape))
@@ -1056,8 +1073,8 @@ def _image(p, scene):
     return mask * skin + (1.0 - mask) * scene["overlay"]
 
 
-def _camera_stage(p, linear, strength, size):
-    return camera_effects(p, linear, size, strength)
+def _camera_stage(p, linear, strength, mask, size):
+    return camera_effects(p, linear, size, strength, mask)
 
 
 def _albedo(p, fmel, fblood, mask):
@@ -1085,7 +1102,8 @@ def _render_block(
     fields = _compiled(_layer_fields, layout, size)(arrays, surface, light)
     scene = {**{k: light[k] for k in SCENE_KEYS}, **_compiled(_composite, layout, size)(arrays, surface, light, fields)}
     linear = _compiled(_image, layout)(arrays, scene)
-    scene["srgb"] = _compiled(_camera_stage, layout, size)(arrays, linear, tf.constant(1.0 if sensor else 0.0))
+    strength = tf.constant(1.0 if sensor else 0.0)
+    scene["srgb"] = _compiled(_camera_stage, layout, size)(arrays, linear, strength, scene["mask"])
     if albedo:
         maps = [scene[k][..., None] for k in ("fmel", "fblood", "mask")]
         scene["albedo"] = _compiled(_albedo, layout)(arrays, *maps)

@@ -93,8 +93,11 @@ LATTICES = {
     "sensor": (0, 0),
 }
 VARIETIES = ("standard", "wide", "wide_metered", "wide_metered_blood")
-"""Pigment distributions: ``standard`` (the shipped model's stages 1–3) or ``wide``
-(:func:`_wide_skin`: patches, spots, gradients and the whole melanin range on top)."""
+"""Pigment distributions (``train.rendered_variety``): ``standard`` (stages 1–3 of the shipped model);
+``wide`` (:func:`_wide_skin`: blotches, spots, gradients off the anatomy, the whole melanin range, a
+wider base haemoglobin); ``wide_metered`` (``wide`` without the wider base haemoglobin, plus an exposure
+that meters the skin, :func:`camera_effects`; stage 4 of the shipped model); ``wide_metered_blood``
+(``wide`` plus the metering). benchmarks/results/recipe_pigment_variety.md compares them."""
 WIDE_LATTICES = {
     "melanin_coarse": (5, 5),
     "melanin_fine": (11, 11),

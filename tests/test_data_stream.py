@@ -212,3 +212,13 @@ def test_skin_metering_brings_the_skin_towards_the_target_luminance():
     gain = half[:, 8, 8, 0] / shade[:, 0, 0, 0]
     np.testing.assert_allclose(gain, np.sqrt(stream.SKIN_METERING_TARGET / shade[:, 0, 0, 0]), rtol=1e-3)
     assert np.all(np.diff(half[:, 8, 8, 0]) > 0), "metering brightens a dark face, it does not invert the order"
+
+
+def test_tone_curve_keeps_black_and_white_and_the_order_of_values():
+    values = tf.constant(np.linspace(0.0, 1.0, 101, dtype=np.float32))
+    for gamma, contrast in ((0.8, 0.35), (1.25, -0.15), (1.0, 0.0)):
+        out = stream.tone_curve(values, gamma, contrast).numpy()
+        np.testing.assert_allclose(out[[0, -1]], [0.0, 1.0], atol=1e-6)
+        assert np.all(np.diff(out) > 0)
+    np.testing.assert_allclose(stream.tone_curve(values, 1.0, 0.0).numpy(), values.numpy(), atol=1e-6)
+    assert stream.tone_curve(values, 0.8, 0.0).numpy()[50] > 0.5 > stream.tone_curve(values, 1.25, 0.0).numpy()[50]

@@ -92,12 +92,14 @@ LATTICES = {
     "background_2": (6, 6),
     "sensor": (0, 0),
 }
-VARIETIES = ("standard", "wide", "wide_metered", "wide_metered_blood")
+VARIETIES = ("standard", "wide", "wide_metered", "wide_metered_blood", "wide_toned")
 """Pigment distributions (``train.rendered_variety``): ``standard`` (stages 1–3 of the shipped model);
 ``wide`` (:func:`_wide_skin`: blotches, spots, gradients off the anatomy, the whole melanin range, a
 wider base haemoglobin); ``wide_metered`` (``wide`` without the wider base haemoglobin, plus an exposure
 that meters the skin, :func:`camera_effects`; stage 4 of the shipped model); ``wide_metered_blood``
-(``wide`` plus the metering). benchmarks/results/recipe_pigment_variety.md compares them."""
+(``wide`` plus the metering); ``wide_toned`` (``wide_metered`` plus a camera's own tone curve instead of
+the plain sRGB curve on some faces, :func:`tone_curve`). benchmarks/results/recipe_pigment_variety.md
+compares them."""
 WIDE_LATTICES = {
     "melanin_coarse": (5, 5),
     "melanin_fine": (11, 11),
@@ -337,9 +339,9 @@ def _wide_skin(rng, n, skin_type, blood_base, variety="wide") -> dict:
     """
     u = functools.partial(rng.uniform, size=n)
     whole_range = rng.random(n) < 1.0 / 3.0
-    wider_blood = (rng.random(n) < 0.5) & (variety != "wide_metered")
+    wider_blood = (rng.random(n) < 0.5) & (variety not in ("wide_metered", "wide_toned"))
     metering = {"skin_metering": _sometimes(rng, n, 0.6, 0.3, 1.0)} if variety != "wide" else {}
-    return metering | {
+    wide = metering | {
         "skin_type": np.where(whole_range, u(-1.0, 1.0), skin_type),
         "blood_base": np.where(wider_blood, u(-0.85, 0.45), blood_base),
         "patch_mel": _sometimes(rng, n, 0.6, 0.1, 0.4) * rng.choice([-1.0, 1.0], n),
@@ -353,6 +355,11 @@ def _wide_skin(rng, n, skin_type, blood_base, variety="wide") -> dict:
         "gradient_angle": u(0.0, 2.0 * np.pi),
         "mottle_blood_fine": u(0.0, 0.15),
     }
+    if variety == "wide_toned":
+        toned = rng.random(n) < 0.6
+        wide |= {"tone_gamma": np.where(toned, np.exp(u(np.log(0.8), np.log(1.25))), 1.0),
+                 "tone_contrast": np.where(toned, u(-0.15, 0.35), 0.0)}
+    return wide
 
 
 def sample_parameters(rng: np.random.Generator, n: int, variety: str = "standard") -> dict[str, np.ndarray]:
@@ -1052,7 +1059,22 @@ def camera_effects(p, linear, size: int, strength, mask=None):
     gain = 1.0 + strength * (exposure[..., None] * p.white_balance_error[:, None, None, :] - 1.0)
     image = blur(linear * gain, strength * tf.reshape(p.blur, (-1,)) * (size / 64.0))
     sigma = tf.sqrt(p.noise_gain[..., None] * tf.maximum(image, 0.0) + tf.square(p.noise_floor[..., None]))
-    return srgb_encode(image + strength * sigma * pixel_noise(p, image.shape))
+    encoded = srgb_encode(image + strength * sigma * pixel_noise(p, image.shape))
+    if hasattr(p, "tone_gamma"):
+        return tone_curve(encoded, 1.0 + strength * (p.tone_gamma[..., None] - 1.0), strength * p.tone_contrast[..., None])
+    return encoded
+
+
+def tone_curve(encoded, gamma, contrast):
+    """A camera's own rendering on top of the sRGB curve, per channel, [0, 1] → [0, 1].
+
+    ``encoded ** gamma`` (brighter or darker mid-tones), then an S-curve
+    ``y + contrast·y(1 − y)(2y − 1)`` (more contrast for ``contrast > 0``;
+    monotonic for ``|contrast| ≤ 1``). Both leave 0 and 1 where they are;
+    ``gamma`` 1 and ``contrast`` 0 leave the image as it is.
+    """
+    y = tf.pow(tf.clip_by_value(encoded, 0.0, 1.0), gamma)
+    return y + contrast * y * (1.0 - y) * (2.0 * y - 1.0)
 
 
 def jpeg(images: np.ndarray, quality: np.ndarray) -> np.ndarray:

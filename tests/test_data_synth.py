@@ -137,3 +137,18 @@ def test_faces_across_blocks_are_render_batch_faces_in_order(tmp_path):
         assert f["gt_fmel"].shape == (n, 16, 16)
         np.testing.assert_array_equal(f["gt_fmel"][:], direct["gt_fmel"][..., 0])
         np.testing.assert_array_equal(f["gt_b"][:], direct["gt_b"])
+
+
+def test_synth_writes_a_variety_the_stream_renders(tmp_path, capsys):
+    out = tmp_path / "wide.h5"
+    assert main(["synth", "--n", "3", "--size", "32", "--seed", "4", "--variety", "wide_metered", "--out", str(out)]) == 0
+    expected = render_batch(4, 3, 32, variety="wide_metered")
+    with h5py.File(out, "r") as f:
+        assert f.attrs["variety"] == "wide_metered"
+        np.testing.assert_allclose(f["gt_fblood"][:], expected["gt_fblood"][..., 0], atol=1e-6)
+        standard = render_batch(4, 3, 32)
+        assert np.abs(f["gt_fblood"][:] - standard["gt_fblood"][..., 0]).max() > 0.05
+    assert main(["synth", "--n", "2", "--variety", "nonsense", "--out", str(tmp_path / "x.h5")]) != 0
+    assert "nonsense" in capsys.readouterr().err
+    assert main(["synth", "--n", "2", "--family", "eval_faces", "--variety", "wide", "--out", str(tmp_path / "e.h5")]) != 0
+    assert "training family" in capsys.readouterr().err

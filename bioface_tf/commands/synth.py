@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pathlib
 
+from bioface_tf.errors import BioFaceError
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -28,6 +30,11 @@ def register(subparsers) -> None:
         "training recipes are chosen by (docs/VALIDATION_FACES.md); eval_faces: the independent, "
         "evaluation-only family (docs/EVAL_FACES.md; bioface train refuses it)",
     )
+    parser.add_argument(
+        "--variety", default="standard", metavar="NAME",
+        help="training family only: the pigment distribution, standard (default), wide, wide_metered "
+        "(the shipped model's last stage), wide_metered_blood or wide_toned (train.rendered_variety)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -40,6 +47,8 @@ def run(args) -> int:
 
     from bioface_tf.data.synth import contact_sheet, write_synthetic
 
+    if args.variety != "standard" and args.family != "training":
+        raise BioFaceError(f"--variety is for the training family, not {args.family}")
     if args.family == "eval_faces":
         from bioface_tf.data.eval_faces import write_eval_faces
 
@@ -49,7 +58,7 @@ def run(args) -> int:
 
         path = write_validation_faces(args.out, n=args.n, size=args.size, seed=args.seed)
     else:
-        path = write_synthetic(args.out, n=args.n, size=args.size, seed=args.seed)
+        path = write_synthetic(args.out, n=args.n, size=args.size, seed=args.seed, variety=args.variety)
     print(f"wrote {args.n} faces ({args.size}x{args.size}) with ground truth to {path}")
     if args.figure:
         with h5py.File(path, "r") as f:

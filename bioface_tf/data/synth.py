@@ -390,7 +390,8 @@ def render(scenes: list[Scene], decoder, rng: np.random.Generator) -> dict[str, 
 
 
 def write_synthetic(
-    path: str | pathlib.Path, n: int, size: int = 64, seed: int = 0, progress: bool = True
+    path: str | pathlib.Path, n: int, size: int = 64, seed: int = 0, progress: bool = True,
+    variety: str = "standard",
 ) -> pathlib.Path:
     """Render ``n`` faces into one HDF5 file in the CelebA layout plus ``gt_*``.
 
@@ -402,11 +403,15 @@ def write_synthetic(
     ``lrgb`` holds each face's least-squares SH fit of its shading, so the reader's pseudo ground-truth shading
     approximates ``gt_shading``, the exact shading the image was rendered
     with (cast shadows and several lights are beyond second-order SH).
+    ``variety`` is the stream's pigment distribution
+    (:data:`bioface_tf.data.stream.VARIETIES`, ``train.rendered_variety``).
     """
     from bioface_tf.data import stream
 
     if n < 1 or size < 16:
         raise DataError(f"{path}: need at least 1 face of at least 16x16 pixels (got n={n}, size={size})")
+    if variety not in stream.VARIETIES:
+        raise DataError(f"{path}: unknown face variety '{variety}' (choose from {', '.join(stream.VARIETIES)})")
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     chunk = min(stream.BLOCK, n)
@@ -420,11 +425,12 @@ def write_synthetic(
         f.attrs.update(
             description="faces rendered by bioface synth through the BioFaceNet physics decoder",
             seed=seed,
+            variety=variety,
             generator="bioface_tf.data.stream",
             normal_encoding="signed",
             normal_axes="x right, y up, z towards the camera",
         )
-        blocks = stream.render_blocks(seed, size, range(-(-n // stream.BLOCK)), albedo=True)
+        blocks = stream.render_blocks(seed, size, range(-(-n // stream.BLOCK)), albedo=True, variety=variety)
         with tqdm(total=n, desc="rendering faces", unit="face", disable=not progress) as bar, \
                 contextlib.closing(blocks):
             for start, block in zip(range(0, n, stream.BLOCK), blocks):

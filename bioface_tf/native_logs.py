@@ -37,8 +37,11 @@ import sys
 import tempfile
 
 LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
-QUIET_LOG_LEVEL = "2"
-"""TensorFlow's C++ log level once absl logging is set up: warnings and info hidden, errors shown."""
+QUIET_LOG_LEVEL = "3"
+"""TensorFlow's C++ log level once absl logging is set up: info, warnings and errors hidden. Level 2 let
+through ``E… util.cc:131] oneDNN supports DT_INT32 only on platforms with AVX-512. Falling back …`` at the
+first training step, an "error" about a harmless fallback; a real failure still reaches the user as a
+Python exception, and ``--verbose`` shows every line."""
 
 NATIVE_LOG_LINES = (
     re.compile(r"[IWEF]\d{4} [\d:.]+ +\d+ [\w.+-]+:\d+\] "),
@@ -65,7 +68,7 @@ def is_quiet() -> bool:
 def quiet() -> None:
     """Hide TensorFlow's and LiteRT's C++ log lines for the rest of the process.
 
-    Sets ``TF_CPP_MIN_LOG_LEVEL=2`` unless the environment already sets it,
+    Sets ``TF_CPP_MIN_LOG_LEVEL=3`` unless the environment already sets it,
     makes :func:`filtered` filter, and, if TensorFlow is not imported yet,
     arranges for its first import (directly or through Keras) to run inside
     :func:`filtered` together with its search for devices (where the

@@ -222,6 +222,15 @@ def test_bioface_prints_no_native_log_lines_unless_verbose(files, tmp_path):
     assert any(LOG_LINE.search(line) for line in verbose.stderr.splitlines()), "TensorFlow does log on this machine"
 
 
+def test_training_steps_print_no_native_log_lines(tmp_path):
+    """The first training step logs a oneDNN fallback as an error from C++; quiet commands hide it too."""
+    args = [*_command("bioface"), "demo", "--faces", "24", "--steps", "2", "--no-export", "--out", str(tmp_path / "d")]
+    quiet = _run(args)
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert [line for line in quiet.stderr.splitlines() if LOG_LINE.search(line)] == []
+    assert (tmp_path / "d" / "report.html").exists()
+
+
 def test_bioface_lite_prints_no_native_log_lines_unless_verbose(files, bundle, tmp_path):
     pytest.importorskip("ai_edge_litert.interpreter")
     args = [*_command("bioface-lite"), "edit", str(files["two"]), "--models", str(bundle), "--melanin", "0.3",

@@ -201,3 +201,17 @@ def test_independent_of_the_other_families_and_the_decoder():
     banned = ("synth", "stream", "eval_faces")
     assert not any(word in name for name in imported for word in banned), imported
     assert not any(name.startswith(("bioface_tf.physics", "tensorflow", "keras")) for name in imported), imported
+
+
+def test_nnls_meets_the_optimality_conditions():
+    from bioface_tf.data.validation_faces import nnls
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        matrix, target = rng.normal(size=(33, 14)), rng.normal(size=33)
+        x, residual = nnls(matrix, target)
+        gradient = matrix.T @ (target - matrix @ x)
+        assert np.all(x >= 0)
+        assert np.all(gradient <= 1e-8), "no coordinate can still lower the error"
+        np.testing.assert_allclose(gradient[x > 0], 0.0, atol=1e-8)
+        assert residual == pytest.approx(np.linalg.norm(matrix @ x - target))

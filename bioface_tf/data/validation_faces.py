@@ -86,7 +86,6 @@ import pathlib
 import cv2
 import h5py
 import numpy as np
-from scipy.optimize import nnls
 from tqdm import tqdm
 
 from bioface_tf import spectra
@@ -290,6 +289,42 @@ def nearest_representation(spd: np.ndarray) -> tuple[np.ndarray, float, float]:
     weights = solutions[best] / max(solutions[best].sum(), 1e-12)
     fitted = decoder_illuminant(weights[None], grid[best : best + 1])[0]
     return weights, float(grid[best]), float(np.linalg.norm(fitted - spd) / np.linalg.norm(spd))
+
+
+
+def nnls(matrix: np.ndarray, target: np.ndarray, tolerance: float = 1e-12) -> tuple[np.ndarray, float]:
+    """Non-negative least squares, ``argmin ‖A x − b‖ subject to x ≥ 0`` (Lawson and Hanson's active set).
+
+    Args:
+        matrix: (M, N) ``A``.
+        target: (M,) ``b``.
+
+    Returns:
+        ``(x (N,), ‖A x − b‖)``.
+    """
+    matrix = np.asarray(matrix, np.float64)
+    target = np.asarray(target, np.float64)
+    n = matrix.shape[1]
+    x = np.zeros(n)
+    passive = np.zeros(n, bool)
+    for _ in range(3 * n):
+        gradient = matrix.T @ (target - matrix @ x)
+        candidates = ~passive & (gradient > tolerance)
+        if not candidates.any():
+            break
+        passive[np.argmax(np.where(candidates, gradient, -np.inf))] = True
+        while True:
+            trial = np.zeros(n)
+            trial[passive] = np.linalg.lstsq(matrix[:, passive], target, rcond=None)[0]
+            if np.all(trial[passive] > 0):
+                x = trial
+                break
+            blocked = passive & (trial <= 0)
+            step = np.min(x[blocked] / np.maximum(x[blocked] - trial[blocked], 1e-300))
+            x = x + step * (trial - x)
+            passive &= x > tolerance
+            x[~passive] = 0.0
+    return x, float(np.linalg.norm(matrix @ x - target))
 
 
 @dataclasses.dataclass

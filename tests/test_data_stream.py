@@ -185,6 +185,21 @@ def test_wide_faces_are_rendered_through_the_decoder_like_standard_ones():
     np.testing.assert_allclose(wide["srgb"][skin], rendered[skin], atol=2e-3)
 
 
+def test_uniform_variety_spreads_every_skin_type_over_the_melanin_range_and_keeps_the_rest():
+    n = 4000
+    metered = stream.sample_parameters(np.random.default_rng(9), n, "wide_metered")
+    uniform = stream.sample_parameters(np.random.default_rng(9), n, "wide_metered_uniform")
+    for key in metered:
+        if key != "skin_type":
+            np.testing.assert_array_equal(uniform[key], metered[key], err_msg=key)
+    skin = uniform["skin_type"].ravel()
+    counts, _ = np.histogram(skin, bins=4, range=(-1.0, 1.0))
+    assert skin.min() >= -1.0 and skin.max() <= 1.0
+    assert counts.min() > 0.85 * n / 4, counts
+    darkest = np.mean(metered["skin_type"].ravel() > 0.85)
+    assert np.mean(skin > 0.85) > 2.0 * darkest
+
+
 def test_an_unknown_variety_is_refused():
     with pytest.raises(ValueError, match="variety"):
         stream.sample_parameters(np.random.default_rng(0), 2, "extreme")

@@ -92,14 +92,15 @@ LATTICES = {
     "background_2": (6, 6),
     "sensor": (0, 0),
 }
-VARIETIES = ("standard", "wide", "wide_metered", "wide_metered_blood", "wide_toned")
+VARIETIES = ("standard", "wide", "wide_metered", "wide_metered_blood", "wide_toned", "wide_metered_uniform")
 """Pigment distributions (``train.rendered_variety``): ``standard`` (stages 1–3 of the shipped model);
 ``wide`` (:func:`_wide_skin`: blotches, spots, gradients off the anatomy, the whole melanin range, a
 wider base haemoglobin); ``wide_metered`` (``wide`` without the wider base haemoglobin, plus an exposure
 that meters the skin, :func:`camera_effects`; stage 4 of the shipped model); ``wide_metered_blood``
 (``wide`` plus the metering); ``wide_toned`` (``wide_metered`` plus a camera's own tone curve instead of
-the plain sRGB curve on some faces, :func:`tone_curve`). benchmarks/results/recipe_pigment_variety.md
-compares them."""
+the plain sRGB curve on some faces, :func:`tone_curve`); ``wide_metered_uniform`` (``wide_metered`` with
+every face's skin type uniform over the whole melanin range [−1, 1], not a third of them: as many dark
+faces as light ones). benchmarks/results/recipe_pigment_variety.md compares them."""
 WIDE_LATTICES = {
     "melanin_coarse": (5, 5),
     "melanin_fine": (11, 11),
@@ -334,12 +335,13 @@ def _wide_skin(rng, n, skin_type, blood_base, variety="wide") -> dict:
     of more or less melanin (tanning, melasma, lighter patches) and of
     haemoglobin (redness, rosacea) at random places and scales, small red
     spots, a melanin gradient across the face, finer blood mottling; and
-    skin types over the whole melanin range [−1, 1] (a third of the faces)
-    and a wider range of base haemoglobin (half of them).
+    skin types over the whole melanin range [−1, 1] (a third of the faces;
+    every face for ``wide_metered_uniform``) and a wider range of base
+    haemoglobin (half of them; not for the metered varieties but ``wide_metered_blood``).
     """
     u = functools.partial(rng.uniform, size=n)
-    whole_range = rng.random(n) < 1.0 / 3.0
-    wider_blood = (rng.random(n) < 0.5) & (variety not in ("wide_metered", "wide_toned"))
+    whole_range = rng.random(n) < (1.0 if variety == "wide_metered_uniform" else 1.0 / 3.0)
+    wider_blood = (rng.random(n) < 0.5) & (variety in ("wide", "wide_metered_blood"))
     metering = {"skin_metering": _sometimes(rng, n, 0.6, 0.3, 1.0)} if variety != "wide" else {}
     wide = metering | {
         "skin_type": np.where(whole_range, u(-1.0, 1.0), skin_type),

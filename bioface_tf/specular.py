@@ -233,11 +233,27 @@ class RefinementParams:
             per-pixel decomposition ``J = shading·c + s·(1, 1, 1)``.
         skin_blur: ``chromaticity="skin"``: σ in pixels of the final
             Gaussian smoothing of the specular map inside the mask (0: none).
-        geometry: ``"none"`` (default) or ``"lobes"``: the specular map
-            (from the chosen chromaticity model, without its median filter)
-            is projected onto non-negative lobes in the space of surface
-            normals (:mod:`bioface_tf.specular_lobes`); needs the faces'
-            normals.
+        geometry: ``"none"`` (default), ``"lobes"`` or ``"light"``; both
+            need the faces' normals. ``"lobes"``: the specular map (from the
+            chosen chromaticity model, without its median filter) is
+            projected onto non-negative lobes in the space of surface
+            normals (:mod:`bioface_tf.specular_lobes`). ``"light"``
+            (:func:`light_lobe_prior`): the light direction is fitted from
+            the shading (grey level against the normals), and the map is
+            ``light_weight ×`` the dark channel weighted by the Blinn–Phong
+            lobe of that light and by the surface's convexity (scaled to
+            the chromaticity model's total specular, at most the dark
+            channel) plus ``1 − light_weight ×`` the chromaticity model's
+            map (``docs/SPECULAR_METHOD.md`` §10d).
+        light_exponent: ``geometry="light"``: Blinn–Phong exponent of the lobe.
+        light_weight: ``geometry="light"``: share of the geometric map in
+            the average with the chromaticity model's map.
+        convexity_blur: ``geometry="light"``: σ in pixels of the Gaussian
+            that smooths the convexity (divergence of the normals' image
+            components) before weighting.
+        convexity_floor: ``geometry="light"``: the weight is
+            ``√(max(convexity, 0) + convexity_floor)``, so flat and concave
+            regions keep a small weight.
     """
 
     sparsity: float = 0.05
@@ -255,6 +271,10 @@ class RefinementParams:
     skin_chroma_blur: float = 8.0
     skin_blur: float = 1.0
     geometry: str = "none"
+    light_exponent: float = 12.0
+    light_weight: float = 0.5
+    convexity_blur: float = 1.5
+    convexity_floor: float = 0.02
 
 
 @dataclasses.dataclass(frozen=True)
@@ -353,7 +373,7 @@ def separate_batch(
         params: refinement parameters.
         curve: linearisation curve, see :func:`linearise`.
         normals: `(N, H, W, 3)` unit normals, camera frame, z towards the
-            camera; needed when ``params.geometry == "lobes"``.
+            camera; needed when ``params.geometry`` is ``"lobes"`` or ``"light"``.
 
     Returns:
         A :class:`Separation` with a leading `N` axis.
@@ -412,8 +432,21 @@ def specular_maps(
         evidence, dark = specular_maps(linear, masks, illuminants, dataclasses.replace(params, geometry="none", median=0))
         lobes = fit_lobes(evidence, normals, np.asarray(masks, bool))
         return (np.clip(lobes, 0.0, dark) * masks).astype(np.float32), dark
+    if params.geometry == "light":
+        if normals is None:
+            raise ValueError("geometry='light' needs the faces' normals (N, H, W, 3); none were given")
+        colour, dark = specular_maps(linear, masks, illuminants, dataclasses.replace(params, geometry="none"))
+        masks = np.asarray(masks, bool)
+        balanced = np.asarray(linear, np.float32) / _normalised(illuminants)[:, None, None, :]
+        prior = light_lobe_prior(balanced.mean(axis=-1), normals, masks, params)
+        geometric = dark * prior
+        total = (geometric * masks).sum(axis=(1, 2))
+        scale = np.where(total > _EPS, (colour * masks).sum(axis=(1, 2)) / np.maximum(total, _EPS), 0.0)
+        geometric = np.minimum(scale[:, None, None] * geometric, dark)
+        mixed = params.light_weight * geometric + (1.0 - params.light_weight) * colour
+        return (np.clip(mixed, 0.0, dark) * masks).astype(np.float32), dark
     if params.geometry != "none":
-        raise ValueError(f"geometry must be 'none' or 'lobes', got {params.geometry!r}")
+        raise ValueError(f"geometry must be 'none', 'lobes' or 'light', got {params.geometry!r}")
     balanced = np.asarray(linear, np.float32) / _normalised(illuminants)[:, None, None, :]
     dark = np.maximum(balanced.min(axis=-1), 0.0)
     masks = np.asarray(masks, bool)
@@ -433,6 +466,61 @@ def specular_maps(
     )
     specular = np.clip(grey - kappa * chroma, 0.0, dark) * masks
     return specular.astype(np.float32), dark.astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# The light-lobe prior (geometry="light")
+# --------------------------------------------------------------------------
+
+
+def light_directions(grey: np.ndarray, normals: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Per face, the direction ``l`` of the least-squares fit ``g ≈ c₀ + c·n`` inside the mask, `(N, 3)`.
+
+    A first-order (linear) shading model: the grey level's gradient over
+    normals points at the dominant light. Faces with fewer than 4 mask
+    pixels, or no fitted direction, get the camera axis ``(0, 0, 1)``.
+    """
+    out = np.tile(np.array([0.0, 0.0, 1.0]), (len(grey), 1))
+    for i, (g, n, m) in enumerate(zip(grey, normals, masks)):
+        if m.sum() < 4:
+            continue
+        design = np.concatenate([np.ones((int(m.sum()), 1)), n[m].astype(np.float64)], axis=1)
+        coefficients = np.linalg.lstsq(design, g[m].astype(np.float64), rcond=None)[0][1:]
+        length = np.linalg.norm(coefficients)
+        if np.isfinite(length) and length > 1e-12:
+            out[i] = coefficients / length
+    return out
+
+
+def light_lobe_prior(grey, normals, masks, params: RefinementParams = RefinementParams()) -> np.ndarray:
+    """Where highlights can be: `(N, H, W)` in [0, ~1], zero outside the mask.
+
+    ``max(n·h, 0)^p × √(max(convexity, 0) + floor)`` with ``h`` the half
+    vector between the light fitted by :func:`light_directions` and the
+    camera axis (distant viewer), ``p = light_exponent``, and the convexity
+    the divergence of the normals' image components (``∂n_x/∂col −
+    ∂n_y/∂row``, y up), smoothed by ``convexity_blur`` px. Highlights sit on
+    light-facing, convex regions; pigment does not follow either.
+
+    Args:
+        grey: `(N, H, W)` grey level of the white-balanced linear image.
+        normals: `(N, H, W, 3)` camera-frame normals (x right, y up, z to the camera).
+        masks: `(N, H, W)` bool.
+    """
+    normals = np.asarray(normals, np.float32)
+    if normals.shape != np.shape(grey) + (3,):
+        raise ValueError(f"normals must be (N, H, W, 3) matching the images {np.shape(grey)}, got {normals.shape}")
+    normals = normals / np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-6)
+    masks = np.asarray(masks, bool)
+    half = light_directions(grey, normals, masks) + np.array([0.0, 0.0, 1.0])
+    half /= np.maximum(np.linalg.norm(half, axis=1, keepdims=True), 1e-12)
+    cosine = np.maximum(np.einsum("nhwc,nc->nhw", normals, half.astype(np.float32)), 0.0)
+    lobe = cosine**params.light_exponent
+    convexity = np.gradient(normals[..., 0], axis=2) - np.gradient(normals[..., 1], axis=1)
+    if params.convexity_blur > 0:
+        convexity = np.stack([cv2.GaussianBlur(c.astype(np.float32), (0, 0), params.convexity_blur) for c in convexity])
+    weight = np.sqrt(np.maximum(convexity, 0.0) + params.convexity_floor)
+    return (lobe * weight * masks).astype(np.float32)
 
 
 # --------------------------------------------------------------------------

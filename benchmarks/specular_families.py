@@ -1,12 +1,15 @@
 """Face families with a known specular map, for the specular-separation benchmarks.
 
-Three families, each cached once as ``.npz`` (rendering the evaluation family
+Four families, each cached once as ``.npz`` (rendering the evaluation family
 runs at a few faces per second):
 
 * ``dichromatic`` — :mod:`bioface_tf.dichromatic_scene` (built directly in
   the dichromatic model; tuning).
 * ``training`` — the ``bioface synth`` generator
   (:func:`bioface_tf.data.stream.render_batch`, with its sensor; tuning).
+* ``validation`` — :mod:`bioface_tf.data.validation_faces`, the family made
+  for choosing recipes (mesh geometry, measured cameras, non-CIE lights, its
+  own sensor; tuning).
 * ``eval_faces`` — :mod:`bioface_tf.data.eval_faces`, the evaluation-only
   family (a renderer that shares nothing with ``synth`` but the physics):
   **final reports only**, never for choosing parameters or designs.
@@ -23,6 +26,9 @@ grey. Then:
   ``0.3422·gt_specmask·exposure·mean(white_balance_error)``; both are
   regenerated from the face's parameters (face ``i`` depends only on
   ``(seed, i)``). The mask is binary (no partial pixels).
+* ``validation``: as ``eval_faces`` below, the gain (exposure ×
+  vignetting) is folded into ``gt_specmask``, the mean over a pixel's skin
+  samples, so the truth is ``0.3422·gt_specmask·skin_fraction``.
 * ``eval_faces``: the exposure is folded into ``gt_specmask``, which is the
   mean over a pixel's skin samples, so the truth is
   ``0.3422·gt_specmask·skin_fraction`` (the share of the pixel that is
@@ -55,7 +61,12 @@ def load(family: str, n: int, seed: int, cache: pathlib.Path) -> dict[str, np.nd
     cache.mkdir(parents=True, exist_ok=True)
     path = cache / f"{family}_{seed}_{n}.npz"
     if not path.exists():
-        makers = {"dichromatic": _dichromatic, "training": _training, "eval_faces": _eval_faces}
+        makers = {
+            "dichromatic": _dichromatic,
+            "training": _training,
+            "validation": _validation,
+            "eval_faces": _eval_faces,
+        }
         if family not in makers:
             raise ValueError(f"unknown family {family!r}; expected one of {sorted(makers)}")
         np.savez(path, **makers[family](n, seed))
@@ -93,6 +104,20 @@ def _training(n: int, seed: int) -> dict[str, np.ndarray]:
         "truths": (SPECULAR_TO_LINEAR_SRGB * batch["gt_specmask"][..., 0] * gain).astype(np.float32),
         "normals": batch["normals"],
         "skin_colours": np.stack(colours).astype(np.float16),
+    }
+
+
+def _validation(n: int, seed: int) -> dict[str, np.ndarray]:
+    from bioface_tf.data import validation_faces
+
+    faces = validation_faces.render_validation_faces(n, SIZE, seed)
+    return {
+        "images": faces["image"],
+        "masks": faces["mask"] > 0.5,
+        "truths": (SPECULAR_TO_LINEAR_SRGB * faces["gt_specmask"] * np.clip(faces["skin_fraction"], 0, 1)).astype(
+            np.float32
+        ),
+        "normals": faces["normals"],
     }
 
 

@@ -53,4 +53,4 @@ def test_network_row_is_scored_like_the_other_rows(families, tmp_path):
     for table in report.split("## ")[1:]:
         rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:3] for line in table.splitlines() if line.startswith("| ")}
         assert rows[families.NETWORK_ROW] == rows["plain dark channel"]
-    assert report.count(families.NETWORK_ROW) == 2  # the two tuning families
+    assert report.count(families.NETWORK_ROW) == 3  # the three tuning families

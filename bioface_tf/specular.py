@@ -271,7 +271,7 @@ class RefinementParams:
     skin_chroma_blur: float = 8.0
     skin_blur: float = 1.0
     geometry: str = "none"
-    light_exponent: float = 12.0
+    light_exponent: float = 16.0
     light_weight: float = 0.5
     convexity_blur: float = 1.5
     convexity_floor: float = 0.02

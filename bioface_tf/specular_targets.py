@@ -41,6 +41,7 @@ from bioface_tf.errors import DataError
 SIDECAR_SUFFIX = "_specular.hdf5"
 IMAGE_DATASET = "zx_7"
 IMAGE_CHANNELS = (0, 1, 2)
+NORMAL_CHANNELS = (3, 4, 5)
 MASK_CHANNEL = 6
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 FORMAT_VERSION = 1
@@ -60,7 +61,13 @@ class TargetOptions:
     Attributes:
         illuminant: ``"white"`` or ``"estimate"``.
         curve: linearisation curve, see :func:`bioface_tf.specular.linearise`.
-        params: refinement parameters.
+        params: refinement parameters. The default is the smooth model with
+            ``geometry="light"`` (``docs/SPECULAR_METHOD.md`` §10d), which
+            needs normals: it is used for face files whose ``zx_7``
+            channels 3–5 hold unit normals (either encoding); photos and
+            face files without normals get the same parameters with
+            ``geometry="none"`` (recorded per sidecar in its ``geometry``
+            attribute).
         chunk: faces solved together (and the resume granularity).
         max_size: photos larger than this (longest side, pixels) are shrunk
             first; 0 keeps them as they are.
@@ -68,7 +75,7 @@ class TargetOptions:
 
     illuminant: str = "white"
     curve: str = "srgb"
-    params: specular.RefinementParams = specular.RefinementParams()
+    params: specular.RefinementParams = specular.RefinementParams(geometry="light")
     chunk: int = 256
     max_size: int = 1024
 
@@ -87,6 +94,9 @@ class Source:
         n: number of images.
         height, width: image size (after shrinking, for photos).
         kind: ``"faces"`` (HDF5 ``zx_7``) or ``"photo"``.
+        normal_encoding: how the face file stores its normals (``"signed"``
+            or ``"unit01"``, read from its first faces), or ``None`` when it
+            holds no unit normals (and for photos).
     """
 
     path: pathlib.Path
@@ -94,6 +104,14 @@ class Source:
     height: int
     width: int
     kind: str
+    normal_encoding: str | None = None
+
+    def geometry(self, options: "TargetOptions") -> str:
+        """The geometry prior its targets are computed with: ``options.params.geometry``, or
+        ``"none"`` when that needs normals and the source has none."""
+        if options.params.geometry != "none" and self.normal_encoding is None:
+            return "none"
+        return options.params.geometry
 
 
 def find_sources(paths, options: TargetOptions = TargetOptions()) -> list[Source]:
@@ -176,11 +194,33 @@ class ChunkTargets:
     empty_masks: int
 
 
+def read_normals(source: Source, start: int, stop: int) -> np.ndarray:
+    """Normals of faces ``start:stop``, `(n, H, W, 3)` float32, signed (x right, y up, z to the camera).
+
+    Raises:
+        DataError: the source has no normals, or the file is unreadable.
+    """
+    if source.normal_encoding is None:
+        raise DataError(f"{source.path}: holds no normals")
+    try:
+        with h5py.File(source.path, "r") as f:
+            raw = np.asarray(f[IMAGE_DATASET][start:stop, NORMAL_CHANNELS[0] : NORMAL_CHANNELS[-1] + 1], np.float32)
+    except (OSError, KeyError) as err:
+        raise DataError(f"{source.path}: cannot read the normals of faces {start}..{stop - 1}: {err}") from err
+    from bioface_tf.data.celeba import decode_normals
+
+    normals = decode_normals(np.moveaxis(raw, 1, -1), source.normal_encoding)
+    return np.where(np.isfinite(normals), normals, 0.0).astype(np.float32)
+
+
 def compute_chunk(source: Source, start: int, stop: int, options: TargetOptions = TargetOptions()) -> ChunkTargets:
     """Targets of images ``start:stop`` of ``source``."""
     images, masks = read_images(source, start, stop, options)
     illuminant = "estimate" if options.illuminant == "estimate" else None
-    result = specular.separate_batch(images, masks, illuminant, params=options.params, curve=options.curve)
+    geometry = source.geometry(options)
+    params = dataclasses.replace(options.params, geometry=geometry)
+    normals = read_normals(source, start, stop) if geometry != "none" else None
+    result = specular.separate_batch(images, masks, illuminant, params=params, curve=options.curve, normals=normals)
     empty = int((~masks.any(axis=(1, 2))).sum())
     return ChunkTargets(start, result.specular, result.specular_dark, result.illuminant, empty)
 
@@ -257,6 +297,7 @@ class Sidecar:
         f.attrs.update(stamp)
         f.attrs["units"] = "linear intensity of the linearised image (channel mean of the specular image)"
         f.attrs["curve"] = self.options.curve
+        f.attrs["geometry"] = self.source.geometry(self.options)
         return f
 
 
@@ -289,7 +330,20 @@ def _faces_source(path: pathlib.Path) -> Source:
         )
     if shape[0] == 0:
         raise DataError(f"{path}: '{IMAGE_DATASET}' holds no faces")
-    return Source(path, shape[0], shape[2], shape[3], "faces")
+    return Source(path, shape[0], shape[2], shape[3], "faces", _normal_encoding(path))
+
+
+def _normal_encoding(path: pathlib.Path) -> str | None:
+    """``"signed"`` / ``"unit01"`` if the first faces' channels 3–5 are unit normals inside their masks, else ``None``."""
+    from bioface_tf.data.celeba import detect_normal_encoding
+
+    try:
+        with h5py.File(path, "r") as f:
+            block = np.asarray(f[IMAGE_DATASET][:64, : MASK_CHANNEL + 1], np.float32)
+        raw = np.moveaxis(block[:, NORMAL_CHANNELS[0] : NORMAL_CHANNELS[-1] + 1], 1, -1)
+        return detect_normal_encoding(raw, block[:, MASK_CHANNEL], path)
+    except (OSError, KeyError, DataError):
+        return None
 
 
 def _photo_source(path: pathlib.Path, options: TargetOptions) -> Source:

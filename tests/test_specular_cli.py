@@ -19,12 +19,16 @@ def _faces(n, seed=0):
     return [render_face(SIZE, seed=seed + i) for i in range(n)]
 
 
-def _write_zx7(path, faces):
-    """A file in the CelebA layout: zx_7 (N, 10, H, W), image 0-2, mask 6."""
+def _write_zx7(path, faces, normals=None):
+    """A file in the CelebA layout: zx_7 (N, 10, H, W), image 0-2, mask 6; normals 3-5
+    (``"signed"`` or ``"unit01"``-encoded) or zeros."""
     data = np.zeros((len(faces), 10, SIZE, SIZE), np.float32)
     for i, face in enumerate(faces):
         data[i, 0:3] = np.moveaxis(face.image_srgb, -1, 0)
         data[i, 6] = face.mask
+        if normals is not None:
+            n = face.normals if normals == "signed" else (face.normals + 1) / 2
+            data[i, 3:6] = np.moveaxis(n, -1, 0)
     with h5py.File(path, "w") as f:
         f.create_dataset("zx_7", data=data)
     return path
@@ -51,6 +55,34 @@ def test_targets_for_a_face_file_match_the_library_and_leave_it_untouched(tmp_pa
         np.testing.assert_allclose(f["specular_dark"][:], expected.specular_dark, atol=1e-6)
         assert f.attrs["curve"] == "srgb"
     assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize("encoding", ["signed", "unit01"])
+def test_face_files_with_normals_get_the_light_geometry_by_default(tmp_path, encoding):
+    faces = _faces(4)
+    source = _write_zx7(tmp_path / "faces.hdf5", faces, normals=encoding)
+    images, masks = np.stack([f.image_srgb for f in faces]), np.stack([f.mask for f in faces])
+    normals = np.stack([f.normals for f in faces])
+    light = specular.separate_batch(
+        images, masks, params=specular.RefinementParams(geometry="light"), normals=normals
+    ).specular
+    smooth = specular.separate_batch(images, masks).specular
+    assert np.abs(light - smooth).max() > 1e-3  # the two defaults differ on these faces
+    assert main(["specular-targets", str(source), "--workers", "1", "--chunk", "3"]) == 0
+    with h5py.File(tmp_path / "faces_specular.hdf5", "r") as f:
+        np.testing.assert_allclose(f["specular"][:], light, atol=5e-5)  # chunks of 3 + 1 against one batch
+        assert f.attrs["geometry"] == "light"
+    assert main(["specular-targets", str(source), "--workers", "1", "--geometry", "none", "--overwrite"]) == 0
+    with h5py.File(tmp_path / "faces_specular.hdf5", "r") as f:
+        np.testing.assert_allclose(f["specular"][:], smooth, atol=1e-5)
+        assert f.attrs["geometry"] == "none"
+
+
+def test_face_files_without_normals_fall_back_to_colour_only(tmp_path):
+    source = _write_zx7(tmp_path / "faces.hdf5", _faces(2))
+    assert main(["specular-targets", str(source), "--workers", "1"]) == 0
+    with h5py.File(tmp_path / "faces_specular.hdf5", "r") as f:
+        assert f.attrs["geometry"] == "none"
 
 
 def test_targets_go_to_the_out_folder_and_lighting_files_are_skipped(tmp_path):

@@ -31,6 +31,16 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--curve", choices=("srgb", "gamma2.2"), default="srgb", help="linearisation curve")
     parser.add_argument(
+        "--geometry",
+        choices=("light", "none"),
+        default="light",
+        help=(
+            "light (default): for face files with normals (zx_7 channels 3-5), weight the refined map by the "
+            "lobe of the light fitted from the shading and the surface's convexity; none: colour only (the "
+            "former default; photos and files without normals always get it)"
+        ),
+    )
+    parser.add_argument(
         "--max-size", type=int, default=1024, help="shrink photos larger than this (pixels; 0: never)"
     )
     parser.add_argument("--overwrite", action="store_true", help="recompute sidecars that already exist")
@@ -40,13 +50,18 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
+    from bioface_tf import specular
     from bioface_tf import specular_targets as targets
     from bioface_tf.errors import BioFaceError
 
     if args.workers < 1 or args.chunk < 1:
         raise BioFaceError("--workers and --chunk must be at least 1")
     options = targets.TargetOptions(
-        illuminant=args.illuminant, curve=args.curve, chunk=args.chunk, max_size=args.max_size
+        illuminant=args.illuminant,
+        curve=args.curve,
+        params=specular.RefinementParams(geometry=args.geometry),
+        chunk=args.chunk,
+        max_size=args.max_size,
     )
     sources = targets.find_sources(args.data, options)
     todo = []

@@ -334,7 +334,8 @@ def _faces_source(path: pathlib.Path) -> Source:
 
 
 def _normal_encoding(path: pathlib.Path) -> str | None:
-    """``"signed"`` / ``"unit01"`` if the first faces' channels 3–5 are unit normals inside their masks, else ``None``."""
+    """``"signed"`` / ``"unit01"`` if the first faces' channels 3–5 are unit normals
+    inside their masks, else ``None``."""
     from bioface_tf.data.celeba import detect_normal_encoding
 
     try:

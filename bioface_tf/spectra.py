@@ -254,6 +254,14 @@ def camera_sensitivity(b: np.ndarray) -> np.ndarray:
     return stacked.reshape(stacked.shape[:-1] + (3, N_WAVELENGTHS))
 
 
+def camera_pca_fit(sensitivity: np.ndarray, limit: float = 3.0) -> np.ndarray:
+    """Least-squares PCA camera parameters of any curves, (..., 3, 33) → (..., 2), clipped to ±``limit``."""
+    pca = camera_pca()
+    stacked = np.asarray(sensitivity, dtype=np.float64).reshape(-1, 3 * N_WAVELENGTHS)
+    b = np.linalg.lstsq(pca.components.T, (stacked - pca.mean).T, rcond=None)[0].T
+    return np.clip(b, -limit, limit).reshape(np.shape(sensitivity)[:-2] + (2,))
+
+
 def raw_to_xyz_matrix(b: np.ndarray) -> np.ndarray:
     """The 3×3 raw→XYZ matrix T(b) with ``XYZ = T @ white_balanced_raw``.
 
@@ -267,9 +275,13 @@ def raw_to_xyz_matrix(b: np.ndarray) -> np.ndarray:
     Returns:
         (..., 3, 3).
     """
-    s3 = camera_sensitivity(b)
-    cmf = colour_matching_functions()
-    fit = np.linalg.pinv(np.swapaxes(s3, -1, -2)) @ cmf
+    return raw_to_xyz_of(camera_sensitivity(b))
+
+
+def raw_to_xyz_of(sensitivity: np.ndarray) -> np.ndarray:
+    """PHYSICS.md §8 for any camera curves: ``T = (pinv(S3ᵀ)·XYZcmf)ᵀ``, rows rescaled, (..., 3, 33) → (..., 3, 3)."""
+    s3 = np.asarray(sensitivity, dtype=np.float64)
+    fit = np.linalg.pinv(np.swapaxes(s3, -1, -2)) @ colour_matching_functions()
     t = np.swapaxes(fit, -1, -2)
     return t * (XYZ_ROW_SUMS[:, None] / t.sum(axis=-1, keepdims=True))
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from bioface_tf import spectra
 from bioface_tf.data import stream
 from bioface_tf.data.celeba import CelebAFaces
 from bioface_tf.data.pipeline import make_dataset
@@ -198,6 +199,45 @@ def test_uniform_variety_spreads_every_skin_type_over_the_melanin_range_and_keep
     assert counts.min() > 0.85 * n / 4, counts
     darkest = np.mean(metered["skin_type"].ravel() > 0.85)
     assert np.mean(skin > 0.85) > 2.0 * darkest
+
+
+def test_camera_variety_changes_only_the_camera_of_the_chosen_faces():
+    n = 400
+    metered = stream.sample_parameters(np.random.default_rng(11), n, "wide_metered")
+    cameras = stream.sample_parameters(np.random.default_rng(11), n, "wide_metered_cameras")
+    for key in metered:
+        if key != "b":
+            np.testing.assert_array_equal(cameras[key], metered[key], err_msg=key)
+    pca_camera = spectra.camera_sensitivity(metered["b"])
+    kept = np.all(np.isclose(cameras["camera_curves"], pca_camera, rtol=1e-5, atol=1e-7), axis=(1, 2))
+    assert 0.3 < np.mean(~kept) < 0.9
+    np.testing.assert_array_equal(cameras["b"][kept], metered["b"][kept])
+    off = cameras["camera_curves"][~kept]
+    assert np.min(off) >= 0.0
+    np.testing.assert_allclose(off.sum(-1), pca_camera[~kept].sum(-1), rtol=1e-6)
+    residual = off.reshape(len(off), -1) - spectra.camera_sensitivity(cameras["b"][~kept]).reshape(len(off), -1)
+    assert np.median(np.abs(residual).max(axis=1)) > 1e-3
+    np.testing.assert_allclose(cameras["raw_to_xyz"][kept], spectra.raw_to_xyz_matrix(metered["b"][kept]), rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_skin_through_explicit_curves_of_a_pca_camera_is_the_decoders_skin():
+    rng = np.random.default_rng(3)
+    n, size = 3, 8
+    b = rng.uniform(-3, 3, (n, 2)).astype(np.float32)
+    maps = {"fmel": rng.uniform(-1, 1, (n, size, size, 1)), "fblood": rng.uniform(-1, 1, (n, size, size, 1)),
+            "shading": rng.uniform(0.2, 1.5, (n, size, size, 1)), "specmask": rng.uniform(0, 0.3, (n, size, size, 1))}
+    maps = {k: tf.constant(v, tf.float32) for k, v in maps.items()}
+    light = {"light_weights": np.eye(14, dtype=np.float32)[[0, 1, 5]], "cct": np.array([[3.0], [12.0], [20.0]], np.float32)}
+    plain = types.SimpleNamespace(b=b, **light)
+    explicit = types.SimpleNamespace(
+        b=b, camera_curves=spectra.camera_sensitivity(b).astype(np.float32),
+        raw_to_xyz=spectra.raw_to_xyz_matrix(b).astype(np.float32), **light,
+    )
+    expected = stream._skin_linear(plain, maps).numpy()
+    np.testing.assert_allclose(stream._skin_linear(explicit, maps).numpy(), expected, rtol=2e-4, atol=2e-6)
+    shifted = types.SimpleNamespace(**{**vars(explicit), "camera_curves": np.roll(explicit.camera_curves, 1, axis=-1)})
+    assert np.abs(stream._skin_linear(shifted, maps).numpy() - expected).max() > 1e-3
 
 
 def test_an_unknown_variety_is_refused():

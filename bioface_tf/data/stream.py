@@ -54,6 +54,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from bioface_tf import spectra
 from bioface_tf.data import shading as sh_shading
 
 try:
@@ -92,7 +93,10 @@ LATTICES = {
     "background_2": (6, 6),
     "sensor": (0, 0),
 }
-VARIETIES = ("standard", "wide", "wide_metered", "wide_metered_blood", "wide_toned", "wide_metered_uniform")
+VARIETIES = (
+    "standard", "wide", "wide_metered", "wide_metered_blood", "wide_toned", "wide_metered_uniform",
+    "wide_metered_cameras",
+)
 """Pigment distributions (``train.rendered_variety``): ``standard`` (stages 1–3 of the shipped model);
 ``wide`` (:func:`_wide_skin`: blotches, spots, gradients off the anatomy, the whole melanin range, a
 wider base haemoglobin); ``wide_metered`` (``wide`` without the wider base haemoglobin, plus an exposure
@@ -100,7 +104,11 @@ that meters the skin, :func:`camera_effects`; stage 4 of the shipped model); ``w
 (``wide`` plus the metering); ``wide_toned`` (``wide_metered`` plus a camera's own tone curve instead of
 the plain sRGB curve on some faces, :func:`tone_curve`); ``wide_metered_uniform`` (``wide_metered`` with
 every face's skin type uniform over the whole melanin range [−1, 1], not a third of them: as many dark
-faces as light ones). benchmarks/results/recipe_pigment_variety.md compares them."""
+faces as light ones); ``wide_metered_cameras`` (``wide_metered`` seen through cameras off the decoder's
+two-component PCA on some faces, :func:`spectral_cameras`). benchmarks/results/recipe_pigment_variety.md
+compares them."""
+CAMERA_ODDS = 0.6
+"""Share of ``wide_metered_cameras`` faces whose camera is off the PCA (:func:`spectral_cameras`)."""
 WIDE_LATTICES = {
     "melanin_coarse": (5, 5),
     "melanin_fine": (11, 11),
@@ -364,6 +372,40 @@ def _wide_skin(rng, n, skin_type, blood_base, variety="wide") -> dict:
     return wide
 
 
+def spectral_cameras(rng: np.random.Generator, n: int, b: np.ndarray) -> dict[str, np.ndarray]:
+    """Cameras off the decoder's PCA for :data:`CAMERA_ODDS` of ``n`` faces, drawn after every other number.
+
+    Real sensors are not in the two-dimensional span that the decoder's
+    camera model covers, and a network trained on that span alone reads a
+    camera's own colour as pigment. For a face chosen here, its PCA camera
+    of ``b`` `(n, 2)` is shifted by U(−8, 8) nm and each channel multiplied
+    by ``exp(Σₖ cₖ·Pₖ(x))``, ``Pₖ`` the Legendre polynomials of degree 1–3
+    of ``x = (λ − 560)/160``, ``cₖ ~ N(0, 0.1)``, then scaled back to the
+    channel's sum; the other faces keep their PCA camera exactly.
+
+    Returns:
+        ``camera_curves`` `(n, 3, 33)`; ``raw_to_xyz`` `(n, 3, 3)`, the
+        curves' own matrix (PHYSICS.md §8), the colour correction a camera
+        calibrated for its own sensor applies; and ``b`` `(n, 2)`, the
+        least-squares PCA fit of the curves (``gt_b``, as the validation
+        family defines it).
+    """
+    base = spectra.camera_sensitivity(b)
+    chosen = rng.random(n) < CAMERA_ODDS
+    shift = rng.uniform(-8.0, 8.0, n)
+    c = rng.normal(0.0, 0.1, (n, 3, 3))
+    wavelengths = spectra.WAVELENGTHS_NM
+    x = (wavelengths - 560.0) / 160.0
+    legendre = np.stack([x, 0.5 * (3 * x**2 - 1), 0.5 * (5 * x**3 - 3 * x)])
+    curves = base.copy()
+    for i in np.flatnonzero(chosen):
+        shifted = np.stack([np.interp(wavelengths - shift[i], wavelengths, channel) for channel in base[i]])
+        shifted *= np.exp(c[i] @ legendre)
+        curves[i] = shifted * (base[i].sum(-1, keepdims=True) / np.maximum(shifted.sum(-1, keepdims=True), 1e-12))
+    fitted = np.where(chosen[:, None], spectra.camera_pca_fit(curves), b)
+    return {"camera_curves": curves, "raw_to_xyz": spectra.raw_to_xyz_of(curves), "b": fitted}
+
+
 def sample_parameters(rng: np.random.Generator, n: int, variety: str = "standard") -> dict[str, np.ndarray]:
     """Every random number of ``n`` faces (pose, shape, skin, hair, light, camera), float32.
 
@@ -383,6 +425,8 @@ def sample_parameters(rng: np.random.Generator, n: int, variety: str = "standard
     noise_keys = rng.integers(0, 2**31, (n, len(LATTICES)), dtype=np.int32)
     if variety != "standard":
         params.update(_wide_skin(rng, n, params["skin_type"], params["blood_base"], variety))
+    if variety.endswith("_cameras"):
+        params.update(spectral_cameras(rng, n, params["b"]))
     params = {k: np.asarray(v, np.float32).reshape(-1, 1, 1) if np.ndim(v) == 1 else np.asarray(v, np.float32)
               for k, v in params.items()}
     params["noise_keys"] = noise_keys
@@ -1092,10 +1136,32 @@ def jpeg(images: np.ndarray, quality: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- rendering
 
 
+def _skin_linear(p, maps):
+    """The decoder's linear sRGB of ``maps`` (:data:`MAPS`, each `(B, H, W, 1)`), `(B, H, W, 3)`.
+
+    With ``camera_curves`` among the parameters (:func:`spectral_cameras`),
+    the decoder's stages run with those curves and their own raw→XYZ matrix
+    in place of the PCA camera of ``b``.
+    """
+    decoder = _decoder()
+    if not hasattr(p, "camera_curves"):
+        return decoder({**maps, "b": p.b, "light_weights": p.light_weights, "cct": p.cct})["linear_srgb"]
+    if not decoder.built:
+        decoder.build(None)
+    formed = decoder.formation({
+        "skin_reflectance": decoder.skin({"fmel": maps["fmel"], "fblood": maps["fblood"]}),
+        "illuminant_spd": decoder.illuminant({"light_weights": p.light_weights, "cct": p.cct}),
+        "camera_sensitivity": p.camera_curves,
+        "shading": maps["shading"],
+        "specmask": maps["specmask"],
+    })
+    balanced = decoder.white_balance({"raw": formed["raw"], "light_colour": formed["light_colour"]})
+    return decoder.to_linear_srgb({"white_balanced": balanced, "T_raw2xyz": p.raw_to_xyz})
+
+
 def _image(p, scene):
     """Stage 4: the decoder's skin inside the mask over the other layers, linear sRGB `(B, H, W, 3)`."""
-    vectors = {"b": p.b, "light_weights": p.light_weights, "cct": p.cct}
-    skin = _decoder()({**{k: scene[k][..., None] for k in MAPS}, **vectors})["linear_srgb"]
+    skin = _skin_linear(p, {k: scene[k][..., None] for k in MAPS})
     mask = scene["mask"][..., None]
     return mask * skin + (1.0 - mask) * scene["overlay"]
 
@@ -1107,7 +1173,8 @@ def _camera_stage(p, linear, strength, mask, size):
 def _albedo(p, fmel, fblood, mask):
     """The unlit face in sRGB (shading 1, no specular), zero off the mask, `(B, H, W, 3)`."""
     maps = {"fmel": fmel, "fblood": fblood, "shading": tf.ones_like(fmel), "specmask": tf.zeros_like(fmel)}
-    return _decoder()({**maps, "b": p.b, "light_weights": p.light_weights, "cct": p.cct})["srgb"] * mask
+    linear = _skin_linear(p, maps)
+    return _decoder().encoding(linear) * mask
 
 
 @functools.lru_cache(maxsize=1)

@@ -142,18 +142,13 @@ def _daylight(cct: np.ndarray) -> np.ndarray:
 
 
 def pca_fit(sensitivity: np.ndarray) -> np.ndarray:
-    """Least-squares PCA camera parameters of arbitrary curves, (..., 3, 33) → (..., 2), clipped to ±3."""
-    pca = spectra.camera_pca()
-    stacked = np.asarray(sensitivity, dtype=np.float64).reshape(-1, 3 * spectra.N_WAVELENGTHS)
-    b = np.linalg.lstsq(pca.components.T, (stacked - pca.mean).T, rcond=None)[0].T
-    return np.clip(b, -B_RANGE, B_RANGE).reshape(np.shape(sensitivity)[:-2] + (2,))
+    """Least-squares PCA camera parameters of arbitrary curves (:func:`bioface_tf.spectra.camera_pca_fit`)."""
+    return spectra.camera_pca_fit(sensitivity, B_RANGE)
 
 
 def raw_to_xyz(sensitivity: np.ndarray) -> np.ndarray:
-    """PHYSICS.md §8 for the camera's own curves: ``T = (pinv(S3ᵀ)·XYZcmf)ᵀ``, rows rescaled, (..., 3, 3)."""
-    s3 = np.asarray(sensitivity, dtype=np.float64)
-    t = np.swapaxes(np.linalg.pinv(np.swapaxes(s3, -1, -2)) @ spectra.colour_matching_functions(), -1, -2)
-    return t * (spectra.XYZ_ROW_SUMS[:, None] / t.sum(axis=-1, keepdims=True))
+    """PHYSICS.md §8 for the camera's own curves (:func:`bioface_tf.spectra.raw_to_xyz_of`), (..., 3, 3)."""
+    return spectra.raw_to_xyz_of(sensitivity)
 
 
 def camera_response(reflectance: np.ndarray, sensitivity: np.ndarray, spd: np.ndarray) -> np.ndarray:

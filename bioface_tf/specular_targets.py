@@ -207,7 +207,7 @@ def read_normals(source: Source, start: int, stop: int) -> np.ndarray:
             raw = np.asarray(f[IMAGE_DATASET][start:stop, NORMAL_CHANNELS[0] : NORMAL_CHANNELS[-1] + 1], np.float32)
     except (OSError, KeyError) as err:
         raise DataError(f"{source.path}: cannot read the normals of faces {start}..{stop - 1}: {err}") from err
-    from bioface_tf.data.celeba import decode_normals
+    from bioface_tf.data.normals import decode_normals
 
     normals = decode_normals(np.moveaxis(raw, 1, -1), source.normal_encoding)
     return np.where(np.isfinite(normals), normals, 0.0).astype(np.float32)
@@ -336,7 +336,7 @@ def _faces_source(path: pathlib.Path) -> Source:
 def _normal_encoding(path: pathlib.Path) -> str | None:
     """``"signed"`` / ``"unit01"`` if the first faces' channels 3–5 are unit normals
     inside their masks, else ``None``."""
-    from bioface_tf.data.celeba import detect_normal_encoding
+    from bioface_tf.data.normals import detect_normal_encoding
 
     try:
         with h5py.File(path, "r") as f:

@@ -3,9 +3,10 @@
 Times, on synthetic dichromatic faces (:mod:`bioface_tf.dichromatic_scene`):
 
 * the plain dark channel (linearise, divide by the illuminant, min over
-  channels) and the refined MAP estimate, in one process pinned to one core;
+  channels) and the refined MAP estimate (colour only and with the light-lobe prior), in one
+  process pinned to one core;
 * the whole ``bioface specular-targets`` command (HDF5 in, sidecar out) with
-  one and two worker processes, pinned to the two cores.
+  one and two worker processes, pinned to the two cores, on a file with normals.
 
     python benchmarks/bench_specular.py [--faces 2048] [--out benchmarks/results/specular_throughput.md]
 
@@ -34,7 +35,7 @@ SIZE = 64
 
 def _faces(n: int):
     scenes = [render_face(SIZE, seed=seed) for seed in range(n)]
-    return np.stack([s.image_srgb for s in scenes]), np.stack([s.mask for s in scenes])
+    return tuple(np.stack([getattr(s, k) for s in scenes]) for k in ("image_srgb", "mask", "normals"))
 
 
 def _best_of(fn, repeats: int = 3) -> float:
@@ -46,38 +47,47 @@ def _best_of(fn, repeats: int = 3) -> float:
     return min(times)
 
 
-def _in_process(images, masks, chunk: int) -> list[tuple[str, float]]:
+def _in_process(images, masks, normals, chunk: int) -> list[tuple[str, float]]:
     os.sched_setaffinity(0, {CORES[0]})
     white = np.ones((len(images), 3), np.float32)
 
     def dark():
         specular.dark_channel(specular.linearise(images), white)
 
-    def refined():
+    def refined(geometry="none"):
+        params = specular.RefinementParams(geometry=geometry)
         for start in range(0, len(images), chunk):
-            specular.separate_batch(images[start : start + chunk], masks[start : start + chunk])
+            part = slice(start, start + chunk)
+            specular.separate_batch(images[part], masks[part], params=params,
+                                    normals=normals[part] if geometry != "none" else None)
 
     return [
         ("dark channel, 1 core (in process)", len(images) / _best_of(dark)),
-        (f"refined, 1 core (in process, {chunk} faces per solve)", len(images) / _best_of(refined)),
+        (f"refined, colour only (`geometry='none'`), 1 core (in process, {chunk} faces per solve)",
+         len(images) / _best_of(refined)),
+        (f"refined, `geometry='light'`, 1 core (in process, {chunk} faces per solve)",
+         len(images) / _best_of(lambda: refined("light"))),
     ]
 
 
-def _command(images, masks, chunk: int) -> list[tuple[str, float]]:
+def _command(images, masks, normals, chunk: int) -> list[tuple[str, float]]:
     os.sched_setaffinity(0, set(CORES))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         source = pathlib.Path(tmp) / "faces_inmc.hdf5"
         data = np.zeros((len(images), 10, SIZE, SIZE), np.float32)
         data[:, 0:3] = np.moveaxis(images, -1, 1)
+        data[:, 3:6] = np.moveaxis(normals, -1, 1)
         data[:, 6] = masks
         with h5py.File(source, "w") as f:
             f.create_dataset("zx_7", data=data)
-        for workers in (1, 2):
+        for workers, geometry in ((1, "light"), (2, "light"), (2, "none")):
             args = ["specular-targets", str(source), "--out", tmp, "--overwrite", "--workers", str(workers)]
-            args += ["--chunk", str(chunk)]
+            args += ["--chunk", str(chunk), "--geometry", geometry]
             seconds = _best_of(lambda: bioface(args), repeats=2)
-            rows.append((f"`bioface specular-targets`, {workers} worker(s), HDF5 to sidecar", len(images) / seconds))
+            which = "default, `--geometry light`" if geometry == "light" else "`--geometry none`"
+            rows.append((f"`bioface specular-targets` ({which}), {workers} worker(s), HDF5 with normals to sidecar",
+                         len(images) / seconds))
     return rows
 
 
@@ -87,8 +97,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=256)
     parser.add_argument("--out", type=pathlib.Path)
     args = parser.parse_args()
-    images, masks = _faces(args.faces)
-    rows = _in_process(images, masks, args.chunk) + _command(images, masks, args.chunk)
+    images, masks, normals = _faces(args.faces)
+    rows = _in_process(images, masks, normals, args.chunk) + _command(images, masks, normals, args.chunk)
     params = specular.RefinementParams()
     lines = [
         f"| {SIZE}×{SIZE} faces, {args.faces} synthetic | faces/s |",
@@ -101,7 +111,9 @@ def main() -> None:
         facts = (
             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
             f"Python {platform.python_version()}, NumPy {np.__version__}. "
-            f"Refinement: defaults of `RefinementParams` (`chromaticity={params.chromaticity!r}`). "
+            f"Refinement: defaults of `RefinementParams` (`chromaticity={params.chromaticity!r}`), and "
+            "`geometry='light'`, the command's default for face files with normals. "
+            f"Load average at the end: {os.getloadavg()[0]:.1f}. "
             f"Command: `python benchmarks/bench_specular.py --faces {args.faces} --out {args.out}`."
         )
         args.out.write_text(f"# Specular separation throughput\n\n{facts}\n\n{table}\n")

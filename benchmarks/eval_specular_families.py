@@ -123,13 +123,13 @@ def methods() -> dict:
 
     return {
         "plain dark channel": lambda images, masks, extras: specular.dark_channel(specular.linearise(images)) * masks,
-        "refined, smooth chromaticity (current default)": refined("smooth"),
+        "refined, smooth chromaticity (default for photos and files without normals)": refined("smooth"),
         "refined, piecewise chromaticity": refined("piecewise"),
         "refined, skin chromaticity (`chromaticity=\"skin\"`)": refined("skin"),
         "Kim et al. 2013 (our reading)": balanced(separation.kim2013),
         "Yang et al. 2010": balanced(separation.yang2010),
         "refined + normal-space lobes (`geometry=\"lobes\"`)": lobes,
-        "refined + light lobe and convexity (`geometry=\"light\"`)": light,
+        "refined + light lobe and convexity (`geometry=\"light\"`, default for face files with normals)": light,
     }
 
 

@@ -14,7 +14,12 @@ model and file, one Markdown row:
   melanin itself, or how brightly the face is lit;
 * ``shading ratio`` — median over faces of predicted / true mean diffuse
   shading, and ``corr(log ratio, true mel)``: whether a dark face's
-  darkness is read as shading instead of pigment.
+  darkness is read as shading instead of pigment;
+* ``skin/image luminance`` — median over faces of the skin's mean linear
+  luminance over the whole crop's (the photometric input divides by the
+  latter), and ``mel bias per log skin/image`` — the melanin bias's
+  coefficient on its log, given the true melanin (least squares on both):
+  negative when skin that is bright against its surroundings is read lighter.
 
     python benchmarks/eval_face_means.py --model M.keras --data FACES.h5 [--data …] [--out FILE.md]
 """
@@ -26,6 +31,7 @@ import pathlib
 
 import numpy as np
 
+REC709_LUMA = (0.2126, 0.7152, 0.0722)
 COLUMNS = (
     "faces",
     "melanin_slope",
@@ -37,6 +43,8 @@ COLUMNS = (
     "corr(mel bias, log true shading)",
     "shading ratio",
     "corr(log ratio, true mel)",
+    "skin/image luminance",
+    "mel bias per log skin/image",
 )
 
 
@@ -44,15 +52,19 @@ def face_means(model, path: str, batch_size: int = 25) -> dict[str, np.ndarray]:
     """Per-face means inside the mask, ``{"true_fmel", "fmel", …}`` of `(n,)` arrays."""
     from bioface_tf.data import CelebAFaces
     from bioface_tf.data.pipeline import make_dataset
+    from bioface_tf.transfer_curve import linearise
 
     faces = CelebAFaces([path], image_size=model.image_size)
     data = make_dataset(faces, batch_size=batch_size, preprocessing=model.preprocessing, flip=False, shuffle=False,
                         ground_truth=True)
     pairs = {"fmel": "gt_fmel", "fblood": "gt_fblood", "shading": "gt_shading"}
     means = {key: [] for name in pairs for key in (name, "true_" + name)}
+    means["skin_over_image"] = []
     for batch in data:
         out = model(batch["image"], training=False)
         mask = batch["mask"].numpy()[..., 0] > 0.5
+        luminance = linearise(batch["srgb"].numpy()) @ np.array(REC709_LUMA)
+        means["skin_over_image"] += [lum[m].mean() / max(lum.mean(), 1e-6) for lum, m in zip(luminance, mask)]
         for name, truth in pairs.items():
             predicted, true = out[name].numpy()[..., 0], batch[truth].numpy()[..., 0]
             means[name] += [p[m].mean() for p, m in zip(predicted, mask)]
@@ -64,6 +76,8 @@ def summarise(means: dict[str, np.ndarray]) -> dict[str, float]:
     """The :data:`COLUMNS` of one model on one file."""
     bias = means["fmel"] - means["true_fmel"]
     log_ratio = np.log(np.maximum(means["shading"], 1e-6) / np.maximum(means["true_shading"], 1e-6))
+    context = np.log(np.maximum(means["skin_over_image"], 1e-6))
+    design = np.stack([means["true_fmel"], context, np.ones_like(context)], axis=1)
     return {
         "faces": len(bias),
         "melanin_slope": np.polyfit(means["true_fmel"], means["fmel"], 1)[0],
@@ -75,6 +89,8 @@ def summarise(means: dict[str, np.ndarray]) -> dict[str, float]:
         "corr(mel bias, log true shading)": np.corrcoef(bias, np.log(np.maximum(means["true_shading"], 1e-6)))[0, 1],
         "shading ratio": float(np.exp(np.median(log_ratio))),
         "corr(log ratio, true mel)": np.corrcoef(log_ratio, means["true_fmel"])[0, 1],
+        "skin/image luminance": float(np.exp(np.median(context))),
+        "mel bias per log skin/image": np.linalg.lstsq(design, bias, rcond=None)[0][1],
     }
 
 

@@ -221,6 +221,35 @@ def test_camera_variety_changes_only_the_camera_of_the_chosen_faces():
                                atol=1e-6)
 
 
+def test_context_variety_scales_what_surrounds_the_face_and_nothing_else():
+    n = 400
+    metered = stream.sample_parameters(np.random.default_rng(12), n, "wide_metered")
+    context = stream.sample_parameters(np.random.default_rng(12), n, "wide_metered_context")
+    for key in metered:
+        np.testing.assert_array_equal(context[key], metered[key], err_msg=key)
+    gain = context["context_gain"].ravel()
+    low, high, share = stream.CONTEXT_GAIN
+    assert np.all((gain >= low) & (gain <= high))
+    assert abs(np.mean(gain != 1.0) - share) < 0.08
+    assert np.mean(gain > 1.0) > 0.2 and np.mean(gain < 1.0) > 0.2
+
+
+def test_context_gain_leaves_the_skin_pixels_and_brightens_or_darkens_the_background():
+    plain = stream.render_batch(7, 16, SIZE, sensor=False, variety="wide_metered")
+    context = stream.render_batch(7, 16, SIZE, sensor=False, variety="wide_metered_context")
+    gain = stream.sample_parameters(np.random.default_rng([7, 0]), stream.BLOCK, "wide_metered_context")["context_gain"]
+    skin = plain["mask"][..., 0] > 0.5
+    background = plain["labels"] == stream.LABELS.index("background")
+    for i in range(16):
+        np.testing.assert_array_equal(context["srgb"][i][skin[i]], plain["srgb"][i][skin[i]])
+        ratio = np.median(context["srgb"][i][background[i]] / np.maximum(plain["srgb"][i][background[i]], 1e-3))
+        g = gain[i].item()
+        if g == 1.0:
+            assert ratio == 1.0, i
+        elif abs(np.log(g)) > 0.1:
+            assert (ratio - 1.0) * (g - 1.0) > 0, (i, ratio, g)
+
+
 def test_skin_through_explicit_curves_of_a_pca_camera_is_the_decoders_skin():
     rng = np.random.default_rng(3)
     n, size = 3, 8

@@ -33,8 +33,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--variety", default="standard", metavar="NAME",
         help="training family only: the pigment distribution, standard (default), wide, wide_metered "
-        "(the shipped model's last stage), wide_metered_blood, wide_toned, wide_metered_uniform or "
-        "wide_metered_cameras (train.rendered_variety)",
+        "(the shipped model's last stage), wide_metered_blood, wide_toned, wide_metered_uniform, "
+        "wide_metered_cameras or wide_metered_context (train.rendered_variety)",
     )
     parser.set_defaults(func=run)
 

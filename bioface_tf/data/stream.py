@@ -95,7 +95,7 @@ LATTICES = {
 }
 VARIETIES = (
     "standard", "wide", "wide_metered", "wide_metered_blood", "wide_toned", "wide_metered_uniform",
-    "wide_metered_cameras",
+    "wide_metered_cameras", "wide_metered_context",
 )
 """Pigment distributions (``train.rendered_variety``): ``standard`` (stages 1–3 of the shipped model);
 ``wide`` (:func:`_wide_skin`: blotches, spots, gradients off the anatomy, the whole melanin range, a
@@ -105,8 +105,14 @@ that meters the skin, :func:`camera_effects`; stage 4 of the shipped model); ``w
 the plain sRGB curve on some faces, :func:`tone_curve`); ``wide_metered_uniform`` (``wide_metered`` with
 every face's skin type uniform over the whole melanin range [−1, 1], not a third of them: as many dark
 faces as light ones); ``wide_metered_cameras`` (``wide_metered`` seen through cameras off the decoder's
-two-component PCA on some faces, :func:`spectral_cameras`). benchmarks/results/recipe_pigment_variety.md
-compares them."""
+two-component PCA on some faces, :func:`spectral_cameras`); ``wide_metered_context`` (``wide_metered`` with
+the background, clothes and hair made brighter or darker than the face's light on some faces,
+:data:`CONTEXT_GAIN`). benchmarks/results/recipe_pigment_variety.md compares them."""
+CONTEXT_GAIN = (1.0 / 3.0, 3.0, 0.6)
+"""``wide_metered_context``: the linear gain of everything around the face (background, clothes, hair),
+log-uniform between the first two numbers, on the third's share of faces (the rest keep gain 1). The
+photometric input divides a photo by its mean luminance, so without it the skin's brightness against its
+surroundings is a cue to melanin that holds only for this generator's scenes."""
 CAMERA_ODDS = 0.6
 """Share of ``wide_metered_cameras`` faces whose camera is off the PCA (:func:`spectral_cameras`)."""
 WIDE_LATTICES = {
@@ -427,6 +433,10 @@ def sample_parameters(rng: np.random.Generator, n: int, variety: str = "standard
         params.update(_wide_skin(rng, n, params["skin_type"], params["blood_base"], variety))
     if variety.endswith("_cameras"):
         params.update(spectral_cameras(rng, n, params["b"]))
+    if variety.endswith("_context"):
+        low, high, share = CONTEXT_GAIN
+        gain = np.exp(rng.uniform(np.log(low), np.log(high), n))
+        params["context_gain"] = np.where(rng.random(n) < share, gain, 1.0)
     params = {k: np.asarray(v, np.float32).reshape(-1, 1, 1) if np.ndim(v) == 1 else np.asarray(v, np.float32)
               for k, v in params.items()}
     params["noise_keys"] = noise_keys
@@ -963,6 +973,8 @@ def _composite(p, surface: dict, light: dict, fields: dict, size: int) -> dict:
     overlay = _background_image(p, size, [fields[f"clutter_{c}"] for c in range(3)])
     overlay = tf.where(light["body"][..., None], p.shirt[:, None, None, :] * shading[..., None] * 0.7, overlay)
     overlay = _paint_hair(p, fields, surface["hair"], overlay)
+    if hasattr(p, "context_gain"):
+        overlay = overlay * p.context_gain[..., None]
     overlay = _paint_face_features(p, surface, shading, fields["catchlight"], overlay)
     return {"overlay": overlay}
 

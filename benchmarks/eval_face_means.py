@@ -115,7 +115,8 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.out:
-        command = "python benchmarks/eval_face_means.py --model " + args.model + "".join(f" --data {d}" for d in args.data)
+        data = "".join(f" --data {d}" for d in args.data)
+        command = f"python benchmarks/eval_face_means.py --model {args.model}{data}"
         args.out.write_text(f"# Per-face means against the truth\n\nCommand: `{command} --out {args.out}`\n\n{table}\n")
 
 

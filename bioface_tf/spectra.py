@@ -279,7 +279,10 @@ def raw_to_xyz_matrix(b: np.ndarray) -> np.ndarray:
 
 
 def raw_to_xyz_of(sensitivity: np.ndarray) -> np.ndarray:
-    """PHYSICS.md §8 for any camera curves: ``T = (pinv(S3ᵀ)·XYZcmf)ᵀ``, rows rescaled, (..., 3, 33) → (..., 3, 3)."""
+    """PHYSICS.md §8 for any camera curves, (..., 3, 33) → (..., 3, 3).
+
+    ``T = (pinv(S3ᵀ)·XYZcmf)ᵀ``, rows rescaled to :data:`XYZ_ROW_SUMS`.
+    """
     s3 = np.asarray(sensitivity, dtype=np.float64)
     fit = np.linalg.pinv(np.swapaxes(s3, -1, -2)) @ colour_matching_functions()
     t = np.swapaxes(fit, -1, -2)

@@ -186,13 +186,19 @@ def test_wide_faces_are_rendered_through_the_decoder_like_standard_ones():
     np.testing.assert_allclose(wide["srgb"][skin], rendered[skin], atol=2e-3)
 
 
+def _paired_parameters(seed: int, n: int, variety: str, changed: tuple = ()) -> tuple[dict, dict]:
+    """``(wide_metered, variety)`` parameters of the same faces, checked equal but for the ``changed`` keys."""
+    metered = stream.sample_parameters(np.random.default_rng(seed), n, "wide_metered")
+    other = stream.sample_parameters(np.random.default_rng(seed), n, variety)
+    for key in metered:
+        if key not in changed:
+            np.testing.assert_array_equal(other[key], metered[key], err_msg=key)
+    return metered, other
+
+
 def test_uniform_variety_spreads_every_skin_type_over_the_melanin_range_and_keeps_the_rest():
     n = 4000
-    metered = stream.sample_parameters(np.random.default_rng(9), n, "wide_metered")
-    uniform = stream.sample_parameters(np.random.default_rng(9), n, "wide_metered_uniform")
-    for key in metered:
-        if key != "skin_type":
-            np.testing.assert_array_equal(uniform[key], metered[key], err_msg=key)
+    metered, uniform = _paired_parameters(9, n, "wide_metered_uniform", changed=("skin_type",))
     skin = uniform["skin_type"].ravel()
     counts, _ = np.histogram(skin, bins=4, range=(-1.0, 1.0))
     assert skin.min() >= -1.0 and skin.max() <= 1.0
@@ -202,12 +208,7 @@ def test_uniform_variety_spreads_every_skin_type_over_the_melanin_range_and_keep
 
 
 def test_camera_variety_changes_only_the_camera_of_the_chosen_faces():
-    n = 400
-    metered = stream.sample_parameters(np.random.default_rng(11), n, "wide_metered")
-    cameras = stream.sample_parameters(np.random.default_rng(11), n, "wide_metered_cameras")
-    for key in metered:
-        if key != "b":
-            np.testing.assert_array_equal(cameras[key], metered[key], err_msg=key)
+    metered, cameras = _paired_parameters(11, 400, "wide_metered_cameras", changed=("b",))
     pca_camera = spectra.camera_sensitivity(metered["b"])
     kept = np.all(np.isclose(cameras["camera_curves"], pca_camera, rtol=1e-5, atol=1e-7), axis=(1, 2))
     assert 0.3 < np.mean(~kept) < 0.9
@@ -222,11 +223,7 @@ def test_camera_variety_changes_only_the_camera_of_the_chosen_faces():
 
 
 def test_context_variety_scales_what_surrounds_the_face_and_nothing_else():
-    n = 400
-    metered = stream.sample_parameters(np.random.default_rng(12), n, "wide_metered")
-    context = stream.sample_parameters(np.random.default_rng(12), n, "wide_metered_context")
-    for key in metered:
-        np.testing.assert_array_equal(context[key], metered[key], err_msg=key)
+    _, context = _paired_parameters(12, 400, "wide_metered_context")
     gain = context["context_gain"].ravel()
     low, high, share = stream.CONTEXT_GAIN
     assert np.all((gain >= low) & (gain <= high))
@@ -257,7 +254,8 @@ def test_skin_through_explicit_curves_of_a_pca_camera_is_the_decoders_skin():
     maps = {"fmel": rng.uniform(-1, 1, (n, size, size, 1)), "fblood": rng.uniform(-1, 1, (n, size, size, 1)),
             "shading": rng.uniform(0.2, 1.5, (n, size, size, 1)), "specmask": rng.uniform(0, 0.3, (n, size, size, 1))}
     maps = {k: tf.constant(v, tf.float32) for k, v in maps.items()}
-    light = {"light_weights": np.eye(14, dtype=np.float32)[[0, 1, 5]], "cct": np.array([[3.0], [12.0], [20.0]], np.float32)}
+    light = {"light_weights": np.eye(14, dtype=np.float32)[[0, 1, 5]],
+             "cct": np.array([[3.0], [12.0], [20.0]], np.float32)}
     plain = types.SimpleNamespace(b=b, **light)
     explicit = types.SimpleNamespace(
         b=b, camera_curves=spectra.camera_sensitivity(b).astype(np.float32),

@@ -141,16 +141,6 @@ def _daylight(cct: np.ndarray) -> np.ndarray:
     return (1.0 - fraction) * table[lower] + fraction * table[lower + 1]
 
 
-def pca_fit(sensitivity: np.ndarray) -> np.ndarray:
-    """Least-squares PCA camera parameters of arbitrary curves (:func:`bioface_tf.spectra.camera_pca_fit`)."""
-    return spectra.camera_pca_fit(sensitivity, B_RANGE)
-
-
-def raw_to_xyz(sensitivity: np.ndarray) -> np.ndarray:
-    """PHYSICS.md §8 for the camera's own curves (:func:`bioface_tf.spectra.raw_to_xyz_of`), (..., 3, 3)."""
-    return spectra.raw_to_xyz_of(sensitivity)
-
-
 def camera_response(reflectance: np.ndarray, sensitivity: np.ndarray, spd: np.ndarray) -> np.ndarray:
     """``Σλ R(λ)·e(λ)·S_c(λ)``: (..., 33), (3, 33), (33,) → (..., 3)."""
     return np.asarray(reflectance) @ (sensitivity * spd).T
@@ -158,7 +148,7 @@ def camera_response(reflectance: np.ndarray, sensitivity: np.ndarray, spd: np.nd
 
 def raw_to_linear(raw: np.ndarray, white: np.ndarray, sensitivity: np.ndarray) -> np.ndarray:
     """White balance by ``white`` (3,), raw→XYZ by the camera's T, XYZ→linear sRGB, ReLU; (..., 3)."""
-    matrix = spectra.XYZ_TO_LINEAR_SRGB @ raw_to_xyz(sensitivity) / np.maximum(white, LIGHT_FLOOR)[None, :]
+    matrix = spectra.XYZ_TO_LINEAR_SRGB @ spectra.raw_to_xyz_of(sensitivity) / np.maximum(white, LIGHT_FLOOR)[None, :]
     return np.maximum(raw @ matrix.T, 0.0)
 
 
@@ -1702,7 +1692,7 @@ def render_face(face: Face, rng: np.random.Generator) -> dict[str, np.ndarray]:
         "gt_fblood": face.fblood * mask,
         "gt_shading": shading,
         "gt_specmask": specular,
-        "gt_b": pca_fit(face.camera),
+        "gt_b": spectra.camera_pca_fit(face.camera, B_RANGE),
         "gt_light_weights": face.light_weights,
         "gt_cct": np.array([face.cct]),
         "camera_sensitivity": face.camera,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 
 from bioface_tf.data.pipeline import MEAN_RGB, REFERENCE, REFERENCE_GAMMA, preprocess
+from bioface_tf.model.mirror import Mirror, MirrorAverage
 
 ENCODER_INPUT = "image"
 ENCODER_OUTPUTS = ("fmel", "fblood", "shading", "specmask", "light_weights", "cct", "b")
@@ -51,11 +52,14 @@ def normalisation(preprocessing: str) -> dict:
     }
 
 
-def build_encoder(model) -> keras.Model:
+def build_encoder(model, mirror_average: bool | None = None) -> keras.Model:
     """The encoder of a BioFaceNet, sharing its weights.
 
     Args:
         model: a :class:`~bioface_tf.model.BioFaceNet`.
+        mirror_average: run the network on the crop and on its mirror image
+            and average (:mod:`bioface_tf.model.mirror`), as the model does
+            at inference; None: as ``model.mirror_average``.
 
     Returns:
         A model taking ``image`` (B, S, S, 3) — a face crop, sRGB-encoded
@@ -67,6 +71,10 @@ def build_encoder(model) -> keras.Model:
     size = model.image_size
     image = keras.Input((size, size, 3), name=ENCODER_INPUT)
     network_input = NetworkInput(getattr(model, "preprocessing", REFERENCE), name="network_input")(image)
-    parameters = model.get_layer("scaling")(model.raw_outputs(network_input))
+    scaling = model.get_layer("scaling")
+    parameters = scaling(model.raw_outputs(network_input))
+    if model.mirror_average if mirror_average is None else mirror_average:
+        mirrored = scaling(model.raw_outputs(Mirror(name="mirror")(network_input)))
+        parameters = MirrorAverage(name="mirror_average")(parameters, mirrored)
     outputs = {name: keras.layers.Identity(name=name)(parameters[name]) for name in ENCODER_OUTPUTS}
     return keras.Model(image, outputs, name="bioface_encoder")

@@ -110,7 +110,12 @@ def _edit_tensors() -> list[dict]:
 
 
 def metadata(
-    model, quantize: str, skin_spectral_rank: int | None, calibration: str | None, encoder_quantize: str | None = None
+    model,
+    quantize: str,
+    skin_spectral_rank: int | None,
+    calibration: str | None,
+    encoder_quantize: str | None = None,
+    mirror_average: bool = True,
 ) -> dict:
     """The ``metadata.json`` record of a bundle (see docs/EXPORT.md)."""
     encoder_quantize = encoder_quantize or quantize
@@ -136,6 +141,7 @@ def metadata(
             "quantization": encoder_quantize,
             "quantization_note": QUANTIZATION_NOTES[encoder_quantize],
             "calibration": calibration,
+            "mirror_average": mirror_average,
             "inputs": [
                 {
                     "name": "image",
@@ -263,6 +269,7 @@ def export_bundle(
     calibration_note: str | None = None,
     calibration_faces: int = CALIBRATION_FACES,
     encoder_quantize: str | None = None,
+    mirror_average: bool | None = None,
 ) -> Bundle:
     """Write ``encoder.tflite``, ``renderer.tflite`` and ``metadata.json``.
 
@@ -281,6 +288,9 @@ def export_bundle(
         encoder_quantize: quantize the encoder differently from the bundle
             variant (e.g. ``"float32"`` with ``quantize="dynamic"``: exact
             maps, small renderer); None: as ``quantize``.
+        mirror_average: the encoder averages the crop's and its mirror
+            image's estimates (two network passes in one call); None: as
+            ``model.mirror_average``.
 
     Returns:
         The paths written.
@@ -293,6 +303,8 @@ def export_bundle(
     from mobile_export.tflite import QUANTIZATIONS, convert
 
     encoder_quantize = encoder_quantize or quantize
+    if mirror_average is None:
+        mirror_average = bool(getattr(model, "mirror_average", False))
     for name in (quantize, encoder_quantize):
         if name not in QUANTIZATIONS:
             raise BioFaceError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, got {name!r}")
@@ -312,7 +324,7 @@ def export_bundle(
 
         calibration = calibration_note or f"{calibration_faces} representative faces"
     encoder = convert(
-        build_encoder(model), ENCODE_SIGNATURE, encoder_quantize, representative_data=representative,
+        build_encoder(model, mirror_average), ENCODE_SIGNATURE, encoder_quantize, representative_data=representative,
         float_layers=ENCODER_FLOAT_LAYERS,
     )
     renderer = convert(
@@ -321,6 +333,6 @@ def export_bundle(
     bundle = Bundle(out_dir / ENCODER_FILE, out_dir / RENDERER_FILE, out_dir / METADATA_FILE)
     bundle.encoder.write_bytes(encoder)
     bundle.renderer.write_bytes(renderer)
-    record = metadata(model, quantize, skin_spectral_rank, calibration, encoder_quantize)
+    record = metadata(model, quantize, skin_spectral_rank, calibration, encoder_quantize, mirror_average)
     bundle.metadata.write_text(json.dumps(record, indent=2) + "\n")
     return bundle

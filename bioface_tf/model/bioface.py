@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from bioface_tf.errors import BioFaceError
 from bioface_tf.losses import BioFaceLoss
+from bioface_tf.model.mirror import mirror_average
 from bioface_tf.model.photometric import ExposureGain, PhotometricInput, input_channels
 from bioface_tf.model.unet import BioFaceBackbone
 from bioface_tf.physics import ParameterScaling, PhysicsDecoder
@@ -52,6 +53,12 @@ class BioFaceNet(keras.Model):
             :class:`~bioface_tf.model.photometric.ExposureGain` hands back
             to the shading maps). The backbone must have 3 or 6 input
             channels accordingly.
+        mirror_average: at inference (any call but ``training=True``),
+            estimate the parameters of the photo and of its left–right
+            mirror image and decode their average
+            (:mod:`bioface_tf.model.mirror`): truer maps for a second pass
+            of the network. Training is unaffected. Settable on a loaded
+            model (``model.mirror_average = False``).
 
     Call arguments:
         image: (B, H, W, 3), preprocessed as in training
@@ -78,6 +85,7 @@ class BioFaceNet(keras.Model):
         d_series: str = "table",
         preprocessing: str = "reference",
         input_features: str = "image",
+        mirror_average: bool = True,
         **kwargs,
     ):
         channels = input_channels(input_features)
@@ -100,6 +108,7 @@ class BioFaceNet(keras.Model):
         self.d_series = d_series
         self.preprocessing = preprocessing
         self.input_features = input_features
+        self.mirror_average = bool(mirror_average)
         self.objective = BioFaceLoss()
         self._term_trackers = {}
 
@@ -115,6 +124,17 @@ class BioFaceNet(keras.Model):
         input features.
         """
         return _raw_outputs(image, self.backbone, self.photometric, self.exposure_gain)
+
+    def physical_parameters(self, image) -> dict:
+        """The decoder's inputs for a preprocessed image (B, H, W, 3), without mirror averaging."""
+        return self.get_layer("scaling")(self.raw_outputs(image))
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        if training or not self.mirror_average:
+            return super().call(inputs, training=training, mask=mask, **kwargs)
+        parameters = mirror_average(self.physical_parameters(inputs), self.physical_parameters(tf.reverse(inputs, axis=[2])))
+        rendered = self.get_layer("physics")(parameters)
+        return {**parameters, **{name: rendered[name] for name in RENDERED_OUTPUTS}}
 
     def compile(self, optimizer="adam", loss=None, **kwargs):
         """Configure training; ``loss`` is a :class:`BioFaceLoss` (default: reference weights)."""
@@ -167,6 +187,7 @@ class BioFaceNet(keras.Model):
             "d_series": self.d_series,
             "preprocessing": self.preprocessing,
             "input_features": self.input_features,
+            "mirror_average": self.mirror_average,
         }
 
     @classmethod

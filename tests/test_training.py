@@ -239,3 +239,38 @@ def test_fused_adam_updates_as_keras_adam_does():
         results.append([w.numpy() for w in weights] + [v.numpy() for v in optimizer.variables[1:]])
     for ours, keras_adam in zip(results[1], results[0]):
         np.testing.assert_allclose(ours, keras_adam, rtol=1e-5, atol=1e-6)
+
+
+def _moving_average(trajectory, momentum):
+    """Keras's EMA of weights: the first step's weights, then ``m·average + (1 − m)·w`` after each later step."""
+    average = [np.array(w) for w in trajectory[0]]
+    for weights in trajectory[1:]:
+        average = [momentum * a + (1 - momentum) * w for a, w in zip(average, weights)]
+    return average
+
+
+def test_weight_average_is_what_the_checkpoint_and_the_saved_model_hold(faces, tmp_path):
+    class Trajectory(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.weights = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.weights.append([w.numpy().copy() for w in self.model.trainable_weights])
+
+    trajectory = Trajectory()
+    preset = load_preset("report", SMALL + ["train.epochs=2", "train.steps_per_epoch=3", "train.weight_average=0.5"])
+    original = training_train.standard_callbacks
+    training_train.standard_callbacks = lambda *a, **k: original(*a, **k) + [trajectory]
+    try:
+        training_train.train(preset, [faces], tmp_path, progress=False)
+    finally:
+        training_train.standard_callbacks = original
+    saved = [w.numpy() for w in keras.saving.load_model(tmp_path / "model.keras").trainable_weights]
+    expected = _moving_average(trajectory.weights, 0.5)
+    assert len(trajectory.weights) == 6
+    assert max(np.abs(s - w).max() for s, w in zip(saved, trajectory.weights[-1])) > 1e-6
+    for got, want in zip(saved, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    with pytest.raises(BioFaceError, match="weight_average"):
+        training_train.optimizer(load_preset("report", ["train.weight_average=1.0"]).train, 10)

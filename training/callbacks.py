@@ -138,6 +138,7 @@ def standard_callbacks(
     agreement_batch=None,
     calibration=None,
     calibration_steps: int = 20,
+    weight_average: bool = False,
 ) -> list:
     """Resume, NaN guard, CSV and TensorBoard logs, ``.keras`` checkpoint, figures.
 
@@ -147,11 +148,16 @@ def standard_callbacks(
     resumes from). ``agreement_batch`` ``(image, truth)``: log map
     agreement on those faces every epoch (:class:`GroundTruthAgreement`).
     ``calibration`` (training pairs): recalibrate batch norm every epoch
-    before the checkpoint (:class:`PreciseBatchNorm`).
+    before the checkpoint (:class:`PreciseBatchNorm`). ``weight_average``:
+    the optimiser keeps a moving average of the weights (``use_ema``); it is
+    swapped into the model at each epoch's end, after the backup (which
+    keeps the weights and their average as they are, so a resumed run goes
+    on exactly) and before everything else.
     """
     callbacks = [
         keras.callbacks.BackupAndRestore(str(out_dir / "backup")),
         keras.callbacks.TerminateOnNaN(),
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if weight_average else []),
         *([PreciseBatchNorm(calibration, calibration_steps)] if calibration is not None and calibration_steps else []),
         *([GroundTruthAgreement(*agreement_batch)] if agreement_batch is not None else []),
         keras.callbacks.CSVLogger(str(out_dir / "log.csv"), append=True),

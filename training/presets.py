@@ -28,7 +28,10 @@ slower than training; ``train.rendered_variety`` is the rendered faces'
 pigment distribution (``standard`` or ``wide``, :data:`bioface_tf.data.stream.VARIETIES`);
 ``train.init_from`` starts from a trained ``.keras`` model's weights
 (fine-tuning); ``train.learning_rate_decay`` is ``constant`` or ``cosine``
-(to 1 % of the rate over the whole run).
+(to 1 % of the rate over the whole run); ``train.weight_average`` (0: off)
+is the momentum of an exponential moving average of the weights, which the
+epoch-end checks, the checkpoints and the saved model use
+(:func:`training.train.optimizer`).
 
 Any field can be overridden by ``section.field=value`` (``value`` in JSON
 syntax, or a bare string):
@@ -124,6 +127,7 @@ class TrainConfig:
     rendered_pool: int = 0
     batch_norm_recalibration: int = 20
     rendered_variety: str = "standard"
+    weight_average: float = 0.0
 
 
 SECTIONS = {"model": ModelConfig, "loss": LossConfig, "train": TrainConfig}

@@ -109,6 +109,26 @@ def learning_rate(settings, total_steps: int):
     return keras.optimizers.schedules.CosineDecay(settings.learning_rate, total_steps, alpha=FINAL_LR_FRACTION)
 
 
+def optimizer(settings, total_steps: int) -> FusedAdam:
+    """Adam at the preset's learning rate, averaging the weights when ``train.weight_average`` > 0.
+
+    With ``weight_average`` = m in (0, 1), the optimiser keeps the
+    exponential moving average ``w̄ ← m·w̄ + (1 − m)·w`` of every trainable
+    weight after each step (Polyak averaging; about ``1 / (1 − m)`` recent
+    steps weigh in); training steps use the weights themselves, and
+    :func:`training.callbacks.standard_callbacks` swaps the average in at
+    each epoch's end, so the batch-norm recalibration, the agreement checks,
+    the checkpoint and the final ``model.keras`` all see the average.
+    """
+    average = settings.weight_average
+    if not 0.0 <= average < 1.0:
+        raise BioFaceError(f"train.weight_average must be in [0, 1) (0: off), got {average}")
+    rate = learning_rate(settings, total_steps)
+    if average == 0.0:
+        return FusedAdam(rate)
+    return FusedAdam(rate, use_ema=True, ema_momentum=average)
+
+
 def initialise_from(model: BioFaceNet, path) -> None:
     """Copy a trained model's weights into ``model`` (fine-tuning); same architecture needed."""
     source = load_trained(path)
@@ -135,7 +155,7 @@ def build_and_compile(preset: Preset, total_steps: int = 1) -> BioFaceNet:
     if preset.train.init_from:
         initialise_from(model, preset.train.init_from)
     model.compile(
-        optimizer=FusedAdam(learning_rate(preset.train, total_steps)),
+        optimizer=optimizer(preset.train, total_steps),
         loss=BioFaceLoss(**vars(preset.loss)),
         jit_compile=preset.train.jit_compile,
     )
@@ -411,6 +431,7 @@ def _fit(preset: Preset, faces, write_dir: pathlib.Path, role: cluster.WorkerRol
                     agreement_batch=agreement_batch,
                     calibration=training_pairs(training_batches(preset, faces, figure=True)),
                     calibration_steps=settings.batch_norm_recalibration,
+                    weight_average=settings.weight_average > 0,
                 ),
                 verbose=1 if progress else 2,
                 shuffle=False,

@@ -142,6 +142,17 @@ def test_evaluate_without_model_keeps_stdout_json(installed, inputs, capsys):
     assert "using the shipped model bioface_mobile" in printed.err
 
 
+def test_no_mirror_average_scores_one_pass_of_the_network(installed, inputs, capsys):
+    data = ["--data", str(inputs["faces"]), "--json"]
+    assert bioface(["evaluate", *data]) == 0
+    averaged = json.loads(capsys.readouterr().out)
+    assert bioface(["evaluate", "--no-mirror-average", *data]) == 0
+    single = json.loads(capsys.readouterr().out)
+    model = load_model(installed / "model.keras")
+    assert model.mirror_average is True
+    assert single["psnr"] != pytest.approx(averaged["psnr"], abs=1e-4)
+
+
 def test_lite_without_models_uses_the_shipped_bundle(installed, inputs, tmp_path, capsys):
     pytest.importorskip("ai_edge_litert.interpreter")
     bundle = str(installed / "lite")

@@ -62,6 +62,7 @@ def run(args) -> int:
     from bioface_tf.video import keras_frame_model
 
     model = load_model(model_file(args, "bioface analyze"))
+    model.mirror_average = args.mirror_average
     return analyze_inputs(
         args, model, functools.partial(analyse, model), frame_model=keras_frame_model(model),
         refiner=refiner_from_args(args, decoder_of(model)),

@@ -66,6 +66,7 @@ def run(args) -> int:
     from bioface_tf.video import keras_frame_model
 
     model = load_model(model_file(args, "bioface edit"))
+    model.mirror_average = args.mirror_average
     return edit_image(
         args, model, functools.partial(analyse, model), decoder_of(model), frame_model=keras_frame_model(model),
         refiner=refiner_from_args(args, decoder_of(model)),

@@ -32,9 +32,10 @@ def run(args) -> int:
     from training import environment
 
     environment.configure(onednn=True)
-    from training.evaluate import evaluate
+    from training.evaluate import evaluate, load_trained
 
-    model = model_file(args, "bioface evaluate")
+    model = load_trained(model_file(args, "bioface evaluate"))
+    model.mirror_average = args.mirror_average
     results = evaluate(model, args.data, batch_size=args.batch_size, progress=not args.json)
     if args.json:
         print(json.dumps(results, indent=2))

@@ -38,11 +38,6 @@ def register(subparsers) -> None:
         "--skin-rank", type=int, default=None, metavar="K",
         help="store the skin reflectance table as a rank-K spectral basis (default: the exact table)",
     )
-    parser.add_argument(
-        "--no-mirror-average", dest="mirror_average", action="store_false",
-        help="one network pass per photo in the encoder, not two (the crop and its mirror image, averaged): "
-        "half the encoder's time, slightly less accurate maps",
-    )
     parser.set_defaults(func=run)
 
 

@@ -2,7 +2,9 @@
 
 ``bioface analyze``, ``edit``, ``evaluate`` and ``export`` take ``--model``
 as a ``.keras`` file or a shipped model's name; without it they use the
-shipped default (:mod:`bioface_tf.pretrained`) and say so on stderr.
+shipped default (:mod:`bioface_tf.pretrained`) and say so on stderr; with
+``--no-mirror-average`` the network runs once per face instead of on the
+face and its mirror image (:mod:`bioface_tf.model.mirror`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ from bioface_tf import pretrained
 
 
 def add_model_argument(parser) -> None:
-    """Add ``--model`` (optional: the shipped default when omitted)."""
+    """Add ``--model`` (optional: the shipped default when omitted) and ``--no-mirror-average``."""
     parser.add_argument(
         "--model", default=None, metavar="M.keras",
         help=f"a trained BioFaceNet (.keras file) or a shipped model's name "
         f"(default: the shipped {pretrained.DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--no-mirror-average", dest="mirror_average", action="store_false",
+        help="run the network once per face, not on the face and its mirror image averaged (the default): "
+        "half the network's time, slightly less accurate maps",
     )
 
 

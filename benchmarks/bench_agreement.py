@@ -9,7 +9,9 @@ of ``bioface evaluate`` (Pearson r per face inside the mask, then averaged;
 mean errors per face; PSNR inside the mask). A last table gives the time to
 quality from each run's ``log.csv`` (``--log NAME=DIR/log.csv``): wall-clock
 minutes on this machine until the per-epoch held-out agreement
-(``val_r_*``, training family) first reaches 0.9.
+(``val_r_*``, training family) first reaches 0.9. ``--one-pass NAME``: score
+that model with one network pass per face instead of its mirror average
+(``bioface evaluate --no-mirror-average``).
 
     python benchmarks/bench_agreement.py \\
         --model synthetic=runs/synthetic/model.keras --log synthetic=runs/synthetic/log.csv \\
@@ -31,7 +33,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from training.evaluate import evaluate  # noqa: E402
+from training.evaluate import evaluate, load_trained  # noqa: E402
 
 KEYS = (
     "r_melanin", "r_haemoglobin", "r_shading", "r_specular",
@@ -97,6 +99,8 @@ def main(argv=None) -> int:
     parser.add_argument("--log", action="append", default=[], metavar="NAME=LOG.csv")
     parser.add_argument("--estimate-from", metavar="NAME", help="model whose camera/light feed the inversion row")
     parser.add_argument("--no-inversion", action="store_true")
+    parser.add_argument("--one-pass", action="append", default=[], metavar="NAME",
+                        help="score this --model without mirror averaging")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     models, families, logs = named(args.model, "--model"), named(args.family, "--family"), named(args.log, "--log")
@@ -113,6 +117,9 @@ def main(argv=None) -> int:
     for family, path in families.items():
         rows = []
         for name, model in models.items():
+            if name in args.one_pass:
+                model = load_trained(model)
+                model.mirror_average = False
             scores = evaluate(model, [path], progress=False)
             rows.append([name, str(scores["n_faces"])] + [cell(scores.get(k)) for k in KEYS])
         if not args.no_inversion:

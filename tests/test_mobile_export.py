@@ -116,6 +116,16 @@ def test_int8_bundle_quantizes_the_encoder_and_keeps_the_renderer_arithmetic_flo
         assert not renderer_int8
 
 
+def test_encoder_mirrors_the_crop_in_float_in_every_variant(bundle):
+    quantize, files = bundle
+    record = json.loads(files.metadata.read_text())
+    assert record["encoder"]["mirror_average"] is True
+    interpreter = litert.Interpreter(model_path=str(files.encoder))
+    mirrored = [t for t in interpreter.get_tensor_details() if "/mirror" in t["name"]]
+    assert any("/mirror_" in t["name"] and "ReverseV2" in t["name"] for t in mirrored), "the crop is mirrored"
+    assert mirrored and all(t["dtype"] == np.float32 for t in mirrored), f"{quantize}: mirror ops quantized"
+
+
 def test_bundle_edits_like_the_keras_model(bundle, model, faces):
     from bioface_tf.analysis import analyse, decoder_of
     from bioface_tf.editing import render

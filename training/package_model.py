@@ -21,6 +21,12 @@ import pathlib
 import shutil
 
 
+INFERENCE_NOTE = (
+    "with mirror_average the network estimates the face and its left-right mirror image and the model decodes "
+    "the average (bioface_tf.model.mirror; --no-mirror-average for one pass); the accuracy is measured as it infers"
+)
+
+
 def package(run: pathlib.Path, destination: pathlib.Path, command: str, data: str, accuracy: dict) -> dict:
     """Write ``model.keras``, ``config.json``, ``log.csv`` and ``card.json`` into ``destination``."""
     from training.evaluate import load_trained
@@ -40,6 +46,7 @@ def package(run: pathlib.Path, destination: pathlib.Path, command: str, data: st
             "model_keras_bytes": target.stat().st_size,
             "image_size": int(model.input_shape[1]),
         },
+        "inference": {"mirror_average": bool(model.mirror_average), "note": INFERENCE_NOTE},
         "accuracy": accuracy,
         "accuracy_definition": (
             "bioface evaluate: Pearson r per face inside the mask, then averaged; mean errors "

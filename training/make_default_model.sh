@@ -33,6 +33,7 @@ bioface train --preset synthetic --init-from "$RUN-wide/model.keras" --set train
 python benchmarks/write_stream_faces.py --n 300 --seed 424242 --out "$EVAL/heldout_stream_300.h5"
 python -c "from bioface_tf.data.eval_faces import write_eval_faces; write_eval_faces('$EVAL/eval_faces_300.h5', 300, size=64, seed=2026)"
 bioface synth --family validation_faces --n 300 --seed 5151 --out "$EVAL/validation_faces_300.h5"
+# accuracy as the model infers: mirror averaging on (bioface_tf.model.mirror; benchmarks/results/mirror_average.md)
 bioface evaluate --model "$RUN-wide5/model.keras" --data "$EVAL/heldout_stream_300.h5" --json > "$EVAL/training_family.json"
 bioface evaluate --model "$RUN-wide5/model.keras" --data "$EVAL/validation_faces_300.h5" --json > "$EVAL/validation_family.json"
 bioface evaluate --model "$RUN-wide5/model.keras" --data "$EVAL/eval_faces_300.h5" --json > "$EVAL/evaluation_family.json"

@@ -4,8 +4,9 @@ Nothing is downloaded: each photo is a file inside an installed Python
 distribution, found with ``importlib.metadata`` (never through a fetcher
 such as pooch), and its SHA-256 is written to the result. Per photo the
 largest face is found and cropped as ``bioface analyze`` does
-(:mod:`bioface_tf.data.photos`: OpenCV detector, square crop, elliptical
-mask at the model's size), then:
+(:mod:`bioface_tf.data.photos`: OpenCV detector, square crop, and the face
+mask ``--mask`` names, ``skin`` by default as in ``bioface analyze``, at the
+model's size), then:
 
 1. **Reconstruction**: PSNR inside the mask between the crop and the
    model's sRGB reconstruction (``training.evaluate.masked_psnr``).
@@ -61,11 +62,16 @@ import cv2
 import numpy as np
 
 from bioface_tf import spectra
-from bioface_tf.data.photos import crop_box, crop_square, detect_face, elliptical_mask, read_photo
+from bioface_tf.data.photos import crop_box, crop_square, detect_face, read_photo, square_masks
 from bioface_tf.errors import BioFaceError
 from bioface_tf.specular import encode, linearise
 
 EXPOSURE_FACTOR = 0.5
+MASK_DESCRIPTIONS = {
+    "skin": "`bioface_tf.masks.skin_mask`: skin colour, eye cascade and GrabCut; the default of `bioface analyze`",
+    "landmarks": "`bioface_tf.masks.landmark_mask`: Face Mesh landmarks, colour and GrabCut",
+    "ellipse": "the fixed ellipse of the crop, the default before the skin mask",
+}
 EPS = 1e-6
 GOAL_RELATIVE_CHANGE = 0.10
 GOAL_PEARSON = 0.9
@@ -207,6 +213,22 @@ def same_person_views(photo: np.ndarray, square: tuple[int, int, int], size: int
     return views
 
 
+def view_masks(photo: np.ndarray, square: tuple[int, int, int], size: int, kind: str) -> np.ndarray:
+    """Face masks `(N, size, size, 1)` aligned with :func:`same_person_views`' views, then the darker crop.
+
+    Each rescaled or shifted view gets the mask of its own square
+    (:func:`bioface_tf.data.photos.square_masks`, as ``bioface analyze
+    --mask KIND`` computes it); the mirrored view the crop's mask mirrored;
+    the JPEG view and the darker crop the crop's own, so that only the
+    compression or the exposure differs.
+    """
+    crop = square_masks(photo, square, kind, [size])[0]
+    masks = [crop, np.ascontiguousarray(crop[:, ::-1])]
+    masks += [square_masks(photo, other, kind, [size])[0] for other in view_squares(square).values()]
+    masks += [crop, crop]
+    return np.stack(masks)[..., None].astype(np.float32)
+
+
 def spread(values) -> dict[str, float]:
     """``mean``, ``range_rel`` ((max − min)/mean) and ``std_rel`` (std/mean) of positive values."""
     v = np.asarray(values, np.float64)
@@ -259,12 +281,14 @@ def _sha256(path) -> str:
 # --------------------------------------------------------------------------
 
 
-def evaluate_photo(model, photo: np.ndarray, refiner=None) -> dict | None:
+def evaluate_photo(model, photo: np.ndarray, refiner=None, mask_kind: str = "skin") -> dict | None:
     """All checks on one photo (sRGB `(H, W, 3)`); None when no face is found.
 
     With ``refiner`` (a :class:`bioface_tf.refinement.Refiner`) every view is
     fitted after the network at the refiner's working size, and every check
-    reads the fitted maps at that size.
+    reads the fitted maps at that size. ``mask_kind``: the face mask every
+    figure is taken inside (:data:`bioface_tf.masks.MASK_KINDS`; ``skin`` is
+    ``bioface analyze``'s default).
     """
     from bioface_tf.analysis import analyse
     from training.evaluate import masked_pearson, masked_psnr
@@ -274,24 +298,23 @@ def evaluate_photo(model, photo: np.ndarray, refiner=None) -> dict | None:
         return None
     size = model.image_size
     square = crop_box(box)
-    mask = elliptical_mask(size)
     views = same_person_views(photo, square, size)
     darker = crop_square(scale_exposure(photo), square, size)
     names = list(views)
     crops = np.stack([views[n] for n in names] + [darker])
-    masks = np.broadcast_to(mask, (len(crops), size, size, 1)).copy()
+    masks = view_masks(photo, square, size, mask_kind)
     faces = analyse(model, crops, masks)
     if refiner is not None and refiner.work_size:
         size = refiner.work_size
-        mask = elliptical_mask(size)
         views = same_person_views(photo, square, size)
         crops = np.stack([views[n] for n in names] + [crop_square(scale_exposure(photo), square, size)])
-        masks = np.broadcast_to(mask, (len(crops), size, size, 1)).copy()
+        masks = view_masks(photo, square, size, mask_kind)
         faces = refiner(faces, crops, masks).faces
     elif refiner is not None:
         faces = refiner(faces).faces
     p = faces.params
     first, last = 0, len(crops) - 1  # the crop itself, and the darker crop
+    mask = masks[first]
 
     result = {
         "square": square,
@@ -314,7 +337,7 @@ def evaluate_photo(model, photo: np.ndarray, refiner=None) -> dict | None:
             "vf_rel_change": relative_change(vf_before, vf_after, eps=0.0),
             "r": float(masked_pearson(p[key][[first]], p[key][[last]], masks[[first]])[0]),
         }
-        vfs = [mean_volume_fraction(p[key][i], mask, maximum) for i in range(len(names))]
+        vfs = [mean_volume_fraction(p[key][i], masks[i], maximum) for i in range(len(names))]
         result[name]["views"] = dict(zip(names, vfs))
         result[name]["spread"] = spread(vfs)
     return result
@@ -329,7 +352,9 @@ def _ok(passed: bool) -> str:
     return "yes" if passed else "**no**"
 
 
-def report(command: str, model_path, model, photos: list[Photo], missing: list[str], results: dict) -> str:
+def report(
+    command: str, model_path, model, photos: list[Photo], missing: list[str], results: dict, mask_kind: str = "skin"
+) -> str:
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     versions = ", ".join(
         f"{d} {importlib.metadata.version(d)}"
@@ -345,8 +370,10 @@ def report(command: str, model_path, model, photos: list[Photo], missing: list[s
         f"Model: `{model_path}` ({model.image_size}×{model.image_size}, preprocessing "
         f"`{getattr(model, 'preprocessing', 'reference')}`). Date: {now}. Versions: {versions}.",
         "",
-        "Faces are found and cropped as `bioface analyze` does (OpenCV detector, square crop 1.5× the box, "
-        "elliptical mask); every number is inside that mask. Volume fractions (Vf) come from the scaled maps "
+        "Faces are found and cropped as `bioface analyze` does (OpenCV detector, square crop 1.5× the box); "
+        f"every number is inside the face mask `--mask {mask_kind}` computes ({MASK_DESCRIPTIONS[mask_kind]}; "
+        "each rescaled or shifted view has its own square's mask, the mirrored view the crop's mirrored, the "
+        "JPEG view and the darker crop the crop's own). Volume fractions (Vf) come from the scaled maps "
         "by `spectra.map_to_volume_fraction` (melanin `0.43·u³`, haemoglobin `0.07·u³`, "
         "`u = 0.01 + 0.99·(v+1)/2`), per pixel, then averaged.",
         "",
@@ -479,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refine", type=int, default=None, metavar="STEPS",
                         help="fit each view after the network (bioface_tf.refinement), STEPS steps")
     parser.add_argument("--refine-size", type=int, default=256, metavar="N", help="working size of --refine")
+    parser.add_argument("--mask", choices=tuple(MASK_DESCRIPTIONS), default="skin",
+                        help="the face mask, as 'bioface analyze --mask' (default: skin, its default)")
     args = parser.parse_args(argv)
 
     from bioface_tf.analysis import load_model
@@ -502,10 +531,10 @@ def main(argv: list[str] | None = None) -> int:
         refiner = Refiner(decoder_of(model), RefineSettings(steps=args.refine), args.refine_size, progress=False)
     results = {}
     for photo in photos:
-        results[photo.name] = evaluate_photo(model, read_photo(photo.path), refiner)
+        results[photo.name] = evaluate_photo(model, read_photo(photo.path), refiner, args.mask)
         if results[photo.name] is None:
             print(f"{photo.path}: no face found", file=sys.stderr)
-    text = report(command, args.model, model, photos, missing, results)
+    text = report(command, args.model, model, photos, missing, results, args.mask)
     print(text)
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -110,3 +110,21 @@ def test_report_marks_goals_and_near_constant_maps(rp):
     assert "**20.0%** | **no** | 0.500 | **no**" in rows["| b"]
     assert "Near-constant maps" in text and "b (melanin)" in text and "a (melanin)" not in text
     assert "Only 2 real photo(s)" in text and "not covered" in text
+
+
+def test_every_view_has_the_mask_of_its_own_square(rp):
+    from data_builders import draw_face
+
+    photo = draw_face(240, 240, (120, 120), 1.0)[..., ::-1].astype(np.float32) / 255.0
+    square = (40, 40, 160)
+    names = list(rp.same_person_views(photo, square, 32))
+    ellipse = rp.view_masks(photo, square, 32, "ellipse")
+    assert ellipse.shape == (len(names) + 1, 32, 32, 1)
+    assert np.all(ellipse == ellipse[0]), "the ellipse is the same for every view"
+    skin = rp.view_masks(photo, square, 32, "skin")
+    crop = skin[names.index("crop")]
+    assert 0 < crop.mean() < 1
+    np.testing.assert_array_equal(skin[names.index("mirrored")], crop[:, ::-1])
+    np.testing.assert_array_equal(skin[-1], crop)
+    shifted = skin[names.index("shift right 5%")]
+    assert np.any(shifted != crop), "a shifted crop's skin is found in that crop"

@@ -132,7 +132,8 @@ class BioFaceNet(keras.Model):
     def call(self, inputs, training=None, mask=None, **kwargs):
         if training or not self.mirror_average:
             return super().call(inputs, training=training, mask=mask, **kwargs)
-        parameters = mirror_average(self.physical_parameters(inputs), self.physical_parameters(tf.reverse(inputs, axis=[2])))
+        mirrored = self.physical_parameters(tf.reverse(inputs, axis=[2]))
+        parameters = mirror_average(self.physical_parameters(inputs), mirrored)
         rendered = self.get_layer("physics")(parameters)
         return {**parameters, **{name: rendered[name] for name in RENDERED_OUTPUTS}}
 

@@ -150,9 +150,9 @@ def standard_callbacks(
     ``calibration`` (training pairs): recalibrate batch norm every epoch
     before the checkpoint (:class:`PreciseBatchNorm`). ``weight_average``:
     the optimiser keeps a moving average of the weights (``use_ema``); it is
-    swapped into the model at each epoch's end, after the backup (which
-    keeps the weights and their average as they are, so a resumed run goes
-    on exactly) and before everything else.
+    swapped into the model at each epoch's end, after the backup (which so
+    keeps the weights and their average apart, for a resumed run to start
+    from) and before the other callbacks.
     """
     callbacks = [
         keras.callbacks.BackupAndRestore(str(out_dir / "backup")),

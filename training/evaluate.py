@@ -100,10 +100,10 @@ def load_trained(model_path) -> BioFaceNet:
     return model
 
 
-def evaluate(model_path, data: list[str], batch_size: int = 25, progress: bool = True) -> dict[str, float]:
+def evaluate(model, data: list[str], batch_size: int = 25, progress: bool = True) -> dict[str, float]:
     """Metrics of a trained model on face files.
 
-    ``model_path`` is a ``.keras`` file or an already loaded
+    ``model`` is a ``.keras`` file or an already loaded
     :class:`BioFaceNet` (scored as it is set, e.g. its ``mirror_average``).
 
     Returns:
@@ -111,7 +111,8 @@ def evaluate(model_path, data: list[str], batch_size: int = 25, progress: bool =
         ``r_melanin``, ``r_haemoglobin``, ``r_shading``, ``r_specular``,
         ``b_mae``, ``cct_mae``, ``melanin_mean_err``, ``haemoglobin_mean_err``.
     """
-    model = model_path if isinstance(model_path, BioFaceNet) else load_trained(model_path)
+    if not isinstance(model, BioFaceNet):
+        model = load_trained(model)
     size = model.input_shape[1]
     faces = CelebAFaces(data, image_size=size)
     truth = faces.has_ground_truth

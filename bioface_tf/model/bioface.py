@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from bioface_tf.errors import BioFaceError
 from bioface_tf.losses import BioFaceLoss
-from bioface_tf.model.mirror import mirror_average
+from bioface_tf.model.mirror import mirror, mirror_average
 from bioface_tf.model.photometric import ExposureGain, PhotometricInput, input_channels
 from bioface_tf.model.unet import BioFaceBackbone
 from bioface_tf.physics import ParameterScaling, PhysicsDecoder
@@ -132,7 +132,7 @@ class BioFaceNet(keras.Model):
     def call(self, inputs, training=None, mask=None, **kwargs):
         if training or not self.mirror_average:
             return super().call(inputs, training=training, mask=mask, **kwargs)
-        mirrored = self.physical_parameters(tf.reverse(inputs, axis=[2]))
+        mirrored = self.physical_parameters(mirror(inputs))
         parameters = mirror_average(self.physical_parameters(inputs), mirrored)
         rendered = self.get_layer("physics")(parameters)
         return {**parameters, **{name: rendered[name] for name in RENDERED_OUTPUTS}}

@@ -24,13 +24,18 @@ MAPS = ("fmel", "fblood", "shading", "specmask")
 """Per-pixel parameters, (B, H, W, 1): mirrored back before averaging."""
 
 
+def mirror(image):
+    """:class:`Mirror` as a function: (B, H, W, C) → (B, H, W, C), columns reversed."""
+    return tf.reverse(image, axis=[2])
+
+
 def mirror_average(parameters: dict, mirrored: dict) -> dict:
     """:class:`MirrorAverage` as a function: same arguments, float32 results."""
     averaged = {}
     for name, value in parameters.items():
         other = tf.cast(mirrored[name], tf.float32)
         if name in MAPS:
-            other = tf.reverse(other, axis=[2])
+            other = mirror(other)
         averaged[name] = 0.5 * (tf.cast(value, tf.float32) + other)
     return averaged
 
@@ -47,7 +52,7 @@ class Mirror(keras.layers.Layer):
     """
 
     def call(self, image):
-        return tf.reverse(image, axis=[2])
+        return mirror(image)
 
 
 @keras.saving.register_keras_serializable(package="bioface")

@@ -193,3 +193,23 @@ def test_refine_refuses_video_clips(tmp_path, model_path, capsys):
     writer.release()
     assert main(["analyze", str(clip), "--model", str(model_path), "--out", str(tmp_path / "o"), "--refine"]) == 1
     assert "--refine is for photos and HDF5 faces, not video clips" in capsys.readouterr().err
+
+
+def test_photos_are_fitted_at_the_model_size_by_default_and_not_with_no_refine(tmp_path, model_path):
+    photo = tmp_path / "portrait.png"
+    cv2.imwrite(str(photo), draw_face(300, 400, centre=(200, 150), scale=1.0))
+    records = {}
+    for name, flags in {"default": [], "none": ["--no-refine"]}.items():
+        out = tmp_path / name
+        assert main(["analyze", str(photo), "--model", str(model_path), "--out", str(out), "--mask", "ellipse", *flags]) == 0
+        records[name] = json.loads((out / "portrait" / "params.json").read_text()).get("refinement")
+        assert np.load(out / "portrait" / "maps.npz")["fmel"].shape == (64, 64, 1)
+    assert records["none"] is None
+    assert records["default"]["size"] == 64 and records["default"]["steps"] == 60
+    assert records["default"]["psnr_after_db"] > records["default"]["psnr_before_db"]
+
+
+def test_refine_and_no_refine_exclude_each_other(tmp_path, model_path):
+    with pytest.raises(SystemExit) as stop:
+        main(["analyze", str(tmp_path), "--model", str(model_path), "--refine", "--no-refine"])
+    assert stop.value.code == 2

@@ -13,7 +13,7 @@ import sys
 
 from bioface_tf.commands.model_option import add_model_argument, model_file
 from bioface_tf.commands.photo_options import add_photo_face_arguments, announce_crop
-from bioface_tf.commands.refine_options import add_refine_arguments, refiner_from_args
+from bioface_tf.commands.refine_options import add_refine_arguments, explicit_refine, refiner_from_args
 from bioface_tf.commands.video_options import add_video_arguments, analyze_clips, split_clips
 
 
@@ -80,15 +80,16 @@ def analyze_inputs(args, model, analyser, prog: str = "bioface analyze", frame_m
         prog: the command's name in messages.
         frame_model: the :class:`bioface_tf.video.FrameModel` for clips.
         refiner: a :class:`bioface_tf.refinement.Refiner` for photos and
-            HDF5 faces (``--refine``), or None.
+            HDF5 faces (:func:`refiner_from_args`), or None; clips are
+            never fitted.
 
     Raises:
-        BioFaceError: ``refiner`` given with video clips among the inputs.
+        BioFaceError: ``--refine`` given with video clips among the inputs.
     """
     from bioface_tf.errors import BioFaceError
 
     clips, images = split_clips(args.inputs)
-    if clips and refiner is not None:
+    if clips and explicit_refine(args):
         raise BioFaceError(f"--refine is for photos and HDF5 faces, not video clips ({clips[0]})")
     status = analyze_clips(args, clips, frame_model, prog) if clips else 0
     if images:

@@ -12,7 +12,7 @@ import pathlib
 
 from bioface_tf.commands.model_option import add_model_argument, model_file
 from bioface_tf.commands.photo_options import add_photo_face_arguments, announce_crop
-from bioface_tf.commands.refine_options import add_refine_arguments, refiner_from_args
+from bioface_tf.commands.refine_options import add_refine_arguments, explicit_refine, refiner_from_args
 from bioface_tf.commands.video_options import add_video_arguments, edit_clip
 
 
@@ -84,9 +84,10 @@ def edit_image(args, model, analyser, decoder, prog: str = "bioface edit", frame
         prog: the command's name in messages.
         frame_model: the :class:`bioface_tf.video.FrameModel` for a video clip
             (:func:`bioface_tf.commands.video_options.edit_clip`).
-        refiner: a :class:`bioface_tf.refinement.Refiner` (``--refine``):
-            the face is fitted before the edit, and a photo's edit is
-            re-rendered at the refiner's working size; None: no fit.
+        refiner: a :class:`bioface_tf.refinement.Refiner`
+            (:func:`refiner_from_args`): the face is fitted before the edit,
+            and a photo's edit is re-rendered at the refiner's working size;
+            None: no fit. A clip is never fitted.
     """
     from bioface_tf.data.faces import Failure, is_hdf5, iter_faces
     from bioface_tf.data.photos import find_faces
@@ -101,7 +102,7 @@ def edit_image(args, model, analyser, decoder, prog: str = "bioface edit", frame
         raise BioFaceError(str(err)) from None
     path = pathlib.Path(args.image)
     if is_video(path):
-        if refiner is not None:
+        if explicit_refine(args):
             raise BioFaceError(f"--refine is for photos and HDF5 faces, not video clips ({path})")
         return edit_clip(args, edit, frame_model, prog)
     image_size = model.image_size

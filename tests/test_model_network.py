@@ -189,3 +189,19 @@ def test_task_model_round_trips_through_a_keras_file_in_safe_mode(tmp_path):
         np.testing.assert_allclose(restored[name].numpy(), expected[name].numpy(), rtol=1e-5, atol=1e-6)
     assert loaded.backbone.get_config() == model.backbone.get_config()
     assert loaded.get_layer("physics").raw2xyz == "table"
+
+
+def test_zero_heads_start_every_raw_map_at_zero_and_survive_a_save(tmp_path):
+    images = np.random.default_rng(0).normal(0, 1, (2, 32, 32, 6)).astype("float32")
+    glorot = BioFaceBackbone(image_size=32, width_multiplier=0.25, input_channels=6)
+    zeros = BioFaceBackbone(image_size=32, width_multiplier=0.25, input_channels=6, head_initializer="zeros")
+    for name in RAW:
+        assert np.abs(glorot(images, training=True)[name].numpy()).max() > 0
+        assert np.abs(zeros(images, training=True)[name].numpy()).max() == 0
+    model = build_bioface(32, "mobile", input_features="photometric", head_initializer="zeros")
+    path = tmp_path / "zero_heads.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.backbone.head_initializer == "zeros"
+    with pytest.raises(BioFaceError, match="head initializer"):
+        BioFaceBackbone(image_size=32, head_initializer="ones")

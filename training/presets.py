@@ -70,6 +70,7 @@ class ModelConfig:
     atrous_rates: list[int] | None = None
     raw2xyz: str = "exact"
     input_features: str = "image"
+    head_initializer: str | None = None
 
     def backbone_options(self) -> dict:
         """Options for :func:`build_bioface` beyond size and variant (None = variant default)."""
@@ -78,6 +79,8 @@ class ModelConfig:
             options["width_multiplier"] = self.width_multiplier
         if self.atrous_rates is not None:
             options["atrous_rates"] = list(self.atrous_rates)
+        if self.head_initializer is not None:
+            options["head_initializer"] = self.head_initializer
         return options
 
 

@@ -9,17 +9,27 @@ from bioface_tf.physics.scaling import N_LIGHT_CAMERA
 VECTOR_POOLING = ("flatten", "average")
 
 
-def map_head(features, name: str):
+HEAD_INITIALIZERS = ("glorot_uniform", "zeros")
+"""Initialisers of the final map convolutions (``BioFaceBackbone(head_initializer=…)``)."""
+
+
+def map_head(features, name: str, initializer: str = "glorot_uniform"):
     """Final 3×3 convolution to one raw map channel, in float32.
 
     Args:
         features: (B, H, W, C) decoder features.
         name: the raw map's name (``fmel_raw``, …).
+        initializer: its kernel's initializer, one of
+            :data:`HEAD_INITIALIZERS`: ``"glorot_uniform"`` (Keras's default)
+            or ``"zeros"`` (every raw map starts at 0: mid-range pigment,
+            unit shading times the exposure gain).
 
     Returns:
         (B, H, W, 1) float32, unconstrained (squashed by ``ParameterScaling``).
     """
-    return keras.layers.Conv2D(1, 3, padding="same", dtype="float32", name=name)(features)
+    return keras.layers.Conv2D(1, 3, padding="same", dtype="float32", name=name, kernel_initializer=initializer)(
+        features
+    )
 
 
 def light_camera_head(bottleneck, units: int, pooling: str = "flatten"):

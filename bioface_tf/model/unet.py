@@ -7,7 +7,7 @@ import keras
 from bioface_tf.errors import BioFaceError
 from bioface_tf.model.aspp import AtrousSpatialPyramidPooling, default_atrous_rates
 from bioface_tf.model.blocks import ConvBatchNormReLU
-from bioface_tf.model.heads import light_camera_head, map_head
+from bioface_tf.model.heads import HEAD_INITIALIZERS, light_camera_head, map_head
 
 ENCODER_FILTERS = (32, 64, 128, 256, 512)
 RAW_MAPS = ("fmel_raw", "fblood_raw", "shading_raw", "spec_raw")
@@ -67,6 +67,12 @@ class BioFaceBackbone(keras.Model):
         convs_per_level: conv units per level (3 in the paper).
         input_channels: channels of the input: 3 for the preprocessed
             image, 6 for :class:`~bioface_tf.model.photometric.PhotometricInput`'s features.
+        head_initializer: kernel initialiser of the four final map
+            convolutions, ``"glorot_uniform"`` (Keras's default) or
+            ``"zeros"`` (all raw maps start at 0). With Glorot heads a
+            mobile network of width ×1.0 starts with diffuse shading up to
+            ~3600 on rendered faces (×0.5: ~60) and learns far more slowly
+            per step; zero heads remove that (docs/TRAINING.md, "Capacity").
 
     Call arguments:
         image: (B, image_size, image_size, input_channels) preprocessed
@@ -96,6 +102,7 @@ class BioFaceBackbone(keras.Model):
         separable: bool = False,
         convs_per_level: int = 3,
         input_channels: int = 3,
+        head_initializer: str = "glorot_uniform",
         **kwargs,
     ):
         if image_size is None or int(image_size) <= 0 or int(image_size) % SIZE_MULTIPLE:
@@ -107,6 +114,8 @@ class BioFaceBackbone(keras.Model):
             raise BioFaceError(f"decoder must be one of {DECODERS}, got {decoder!r}")
         if bottleneck not in BOTTLENECKS:
             raise BioFaceError(f"bottleneck must be one of {BOTTLENECKS}, got {bottleneck!r}")
+        if head_initializer not in HEAD_INITIALIZERS:
+            raise BioFaceError(f"head initializer must be one of {HEAD_INITIALIZERS}, got {head_initializer!r}")
         if not 0 < width_multiplier <= 4:
             raise BioFaceError(f"width multiplier must be in (0, 4], got {width_multiplier}")
         image_size = int(image_size)
@@ -131,12 +140,12 @@ class BioFaceBackbone(keras.Model):
         if decoder == "separate":
             for raw in RAW_MAPS:
                 features = _decode(x, skips, filters[:-1], convs_per_level, separable, raw.replace("_raw", "_decoder"))
-                outputs[raw] = map_head(features, raw)
+                outputs[raw] = map_head(features, raw, head_initializer)
         else:
             trunk = _decode(x, skips, filters[:-1], convs_per_level, separable, "shared_decoder")
             for raw in RAW_MAPS:
                 head = ConvBatchNormReLU(filters[0], separable=separable, name=raw.replace("_raw", "_head"))(trunk)
-                outputs[raw] = map_head(head, raw)
+                outputs[raw] = map_head(head, raw, head_initializer)
         outputs["light_camera_raw"] = light_camera_head(x, int(vector_units), vector_pooling)
         super().__init__(inputs=image, outputs=outputs, **kwargs)
 
@@ -150,6 +159,7 @@ class BioFaceBackbone(keras.Model):
         self.separable = bool(separable)
         self.convs_per_level = int(convs_per_level)
         self.input_channels = int(input_channels)
+        self.head_initializer = head_initializer
 
     def get_config(self):
         return {
@@ -165,6 +175,7 @@ class BioFaceBackbone(keras.Model):
             "separable": self.separable,
             "convs_per_level": self.convs_per_level,
             "input_channels": self.input_channels,
+            "head_initializer": self.head_initializer,
         }
 
     @classmethod

@@ -22,7 +22,8 @@ def map_head(features, name: str, initializer: str = "glorot_uniform"):
         initializer: its kernel's initializer, one of
             :data:`HEAD_INITIALIZERS`: ``"glorot_uniform"`` (Keras's default)
             or ``"zeros"`` (every raw map starts at 0: mid-range pigment,
-            unit shading times the exposure gain).
+            diffuse and specular shading exp(0) = 1 before the exposure
+            gain).
 
     Returns:
         (B, H, W, 1) float32, unconstrained (squashed by ``ParameterScaling``).

@@ -74,7 +74,7 @@ def test_paste_change_adds_the_change_at_full_resolution_and_nowhere_else():
 
 def test_edit_a_full_size_photo_keeps_its_size_and_the_outside(model_path, photo, tmp_path, capsys):
     out = tmp_path / "edited.png"
-    status = main(["edit", str(photo), "--model", str(model_path), "--melanin", "+0.4", "--haemoglobin", "+0.3",
+    status = main(["edit", str(photo), "--model", str(model_path), "--no-refine", "--melanin", "+0.4", "--haemoglobin", "+0.3",
                    "--out", str(out)])
     assert status == 0, capsys.readouterr().err
     before = cv2.imread(str(photo)).astype(int)
@@ -91,7 +91,7 @@ def test_edit_a_full_size_photo_keeps_its_size_and_the_outside(model_path, photo
 
 def test_unedited_photo_comes_back_unchanged(model_path, photo, tmp_path):
     out = tmp_path / "same.png"
-    assert main(["edit", str(photo), "--model", str(model_path), "--out", str(out)]) == 0
+    assert main(["edit", str(photo), "--model", str(model_path), "--no-refine", "--out", str(out)]) == 0
     difference = np.abs(cv2.imread(str(out)).astype(int) - cv2.imread(str(photo)).astype(int))
     assert difference.max() <= 1, "identity up to 8-bit rounding"
 
@@ -101,17 +101,17 @@ def test_edit_one_face_of_an_hdf5_file(model_path, tmp_path, capsys):
 
     faces = write_synthetic(tmp_path / "faces.h5", n=2, size=64, seed=3, progress=False)
     out = tmp_path / "face1.png"
-    assert main(["edit", str(faces), "--face", "1", "--model", str(model_path), "--specular", "0",
+    assert main(["edit", str(faces), "--face", "1", "--model", str(model_path), "--no-refine", "--specular", "0",
                  "--illuminant", "A", "--out", str(out)]) == 0
     assert cv2.imread(str(out)).shape == (64, 64, 3)
-    assert main(["edit", str(faces), "--face", "5", "--model", str(model_path), "--out", str(out)]) == 1
+    assert main(["edit", str(faces), "--face", "5", "--model", str(model_path), "--no-refine", "--out", str(out)]) == 1
     assert "no face 5" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("bad", ["wall.png", "grey.png", "tiny.png", "notes.jpg", "cut.jpg"])
 def test_edit_of_a_bad_photo_names_the_file_and_fails(model_path, tmp_path, capsys, bad):
     expected = {path.name: words for path, words in _bad_photos(tmp_path).items()}
-    status = main(["edit", str(tmp_path / bad), "--model", str(model_path), "--melanin", "0.4",
+    status = main(["edit", str(tmp_path / bad), "--model", str(model_path), "--no-refine", "--melanin", "0.4",
                    "--out", str(tmp_path / "out.png")])
     err = capsys.readouterr().err
     assert status == 1
@@ -124,7 +124,7 @@ def test_analyze_batch_reports_bad_photos_and_goes_on(model_path, photo, tmp_pat
     folder.mkdir()
     bad = _bad_photos(folder)
     (folder / photo.name).write_bytes(photo.read_bytes())
-    status = main(["analyze", str(folder), "--model", str(model_path), "--out", str(tmp_path / "out")])
+    status = main(["analyze", str(folder), "--model", str(model_path), "--no-refine", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert status == 1
     for path, words in bad.items():
@@ -137,5 +137,5 @@ def test_analyze_batch_reports_bad_photos_and_goes_on(model_path, photo, tmp_pat
 def test_analyze_with_no_usable_input_fails(model_path, tmp_path, capsys):
     wall = tmp_path / "wall.png"
     cv2.imwrite(str(wall), np.full((160, 300, 3), 200, np.uint8))
-    assert main(["analyze", str(wall), "--model", str(model_path), "--out", str(tmp_path / "out")]) == 1
+    assert main(["analyze", str(wall), "--model", str(model_path), "--no-refine", "--out", str(tmp_path / "out")]) == 1
     assert "no face analysed" in capsys.readouterr().err

@@ -85,7 +85,7 @@ def test_small_or_nearly_square_images_look_like_face_crops(height, width, crop)
 def test_a_rendered_64px_face_crop_is_edited_whole(files, tmp_path, capsys):
     assert detect_faces(read_photo(files["crop"])) == [], "the detector finds no face in this crop"
     out = tmp_path / "edited.png"
-    status = bioface(["edit", str(files["crop"]), "--model", str(files["model"]), "--melanin", "0.6", "--out", str(out)])
+    status = bioface(["edit", str(files["crop"]), "--model", str(files["model"]), "--no-refine", "--melanin", "0.6", "--out", str(out)])
     err = capsys.readouterr().err
     assert status == 0, err
     assert f"{files['crop']}: no face detected" in err
@@ -97,7 +97,7 @@ def test_a_rendered_64px_face_crop_is_edited_whole(files, tmp_path, capsys):
 
 def test_analyze_says_a_crop_was_taken_whole(files, tmp_path, capsys):
     out = tmp_path / "maps"
-    assert bioface(["analyze", str(files["crop"]), "--model", str(files["model"]), "--out", str(out)]) == 0
+    assert bioface(["analyze", str(files["crop"]), "--model", str(files["model"]), "--no-refine", "--out", str(out)]) == 0
     assert "no face detected" in capsys.readouterr().err
     record = json.loads((out / "crop64" / "params.json").read_text())
     assert record["crop"] == CROP_WHOLE_UNDETECTED
@@ -112,11 +112,11 @@ def test_crop_none_takes_the_whole_photo_and_detect_its_face(files, tmp_path, ca
     # the whole 800x600 photo's centre is background, where no skin mask can be found: the ellipse there
     for crop, mask, expected_x in (("detect", "skin", face_x), ("none", "ellipse", width / 2)):
         out = tmp_path / f"{crop}.png"
-        assert bioface(["edit", str(photo), "--model", str(files["model"]), "--crop", crop, "--melanin", "0.6",
+        assert bioface(["edit", str(photo), "--model", str(files["model"]), "--no-refine", "--crop", crop, "--melanin", "0.6",
                         "--mask", mask, "--out", str(out)]) == 0, capsys.readouterr().err
         x, _ = _centroid(_changed(photo, out))
         assert abs(x - expected_x) < 40, (crop, x, expected_x)
-    assert bioface(["analyze", str(photo), "--model", str(files["model"]), "--crop", "none", "--mask", "ellipse",
+    assert bioface(["analyze", str(photo), "--model", str(files["model"]), "--no-refine", "--crop", "none", "--mask", "ellipse",
                     "--out", str(tmp_path / "maps")]) == 0
     record = json.loads((tmp_path / "maps" / "portrait" / "params.json").read_text())
     assert record["crop"] == CROP_WHOLE_ASKED
@@ -128,7 +128,7 @@ def test_a_large_non_square_photo_without_a_face_is_an_error_unless_crop_none(fi
     wall = tmp_path / "wall.png"
     cv2.imwrite(str(wall), np.full((300, 500, 3), 180, np.uint8))
     out = tmp_path / "out.png"
-    args = ["edit", str(wall), "--model", str(files["model"]), "--melanin", "0.4", "--out", str(out)]
+    args = ["edit", str(wall), "--model", str(files["model"]), "--no-refine", "--melanin", "0.4", "--out", str(out)]
     assert bioface(args) == 1
     err = capsys.readouterr().err
     assert f"{wall}: no face found" in err
@@ -144,7 +144,7 @@ def test_all_faces_edits_every_face_and_the_default_only_the_largest(files, tmp_
     boxes = detect_faces(read_photo(photo))
     assert len(boxes) == 2 and boxes[0][0] < 400 <= boxes[1][0], "one face on each half"
     assert boxes[0][2] > boxes[1][2], "the left face is the larger"
-    common = ["--model", str(files["model"]), "--melanin", "0.6"]
+    common = ["--model", str(files["model"]), "--no-refine", "--melanin", "0.6"]
     largest, every = tmp_path / "largest.png", tmp_path / "every.png"
     assert bioface(["edit", str(photo), *common, "--out", str(largest)]) == 0
     assert bioface(["edit", str(photo), *common, "--all-faces", "--out", str(every)]) == 0
@@ -157,7 +157,7 @@ def test_all_faces_edits_every_face_and_the_default_only_the_largest(files, tmp_
 
 def test_all_faces_analyses_each_face_into_its_own_folder(files, tmp_path):
     out = tmp_path / "maps"
-    assert bioface(["analyze", str(files["two"]), "--model", str(files["model"]), "--all-faces", "--out", str(out)]) == 0
+    assert bioface(["analyze", str(files["two"]), "--model", str(files["model"]), "--no-refine", "--all-faces", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["two_face0", "two_face1"]
     records = [json.loads((out / f"two_face{k}" / "params.json").read_text()) for k in (0, 1)]
     assert all(r["crop"] == CROP_DETECTED for r in records)
@@ -167,7 +167,7 @@ def test_all_faces_analyses_each_face_into_its_own_folder(files, tmp_path):
 
 
 def test_all_faces_is_refused_for_an_hdf5_file(files, tmp_path, capsys):
-    assert bioface(["edit", str(files["h5"]), "--model", str(files["model"]), "--all-faces",
+    assert bioface(["edit", str(files["h5"]), "--model", str(files["model"]), "--no-refine", "--all-faces",
                     "--out", str(tmp_path / "x.png")]) == 1
     assert f"{files['h5']}: --all-faces is for photos" in capsys.readouterr().err
 

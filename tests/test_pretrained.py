@@ -115,7 +115,7 @@ def test_load_model_without_argument_loads_the_shipped_model(installed):
 
 
 def test_analyze_without_model_uses_the_shipped_one(installed, inputs, tmp_path, capsys):
-    args = [str(inputs["photo"]), str(inputs["faces"])]
+    args = [str(inputs["photo"]), str(inputs["faces"]), "--no-refine"]
     assert bioface(["analyze", *args, "--model", str(installed / "model.keras"), "--out", str(tmp_path / "a")]) == 0
     capsys.readouterr()
     assert bioface(["analyze", *args, "--out", str(tmp_path / "b")]) == 0
@@ -124,7 +124,7 @@ def test_analyze_without_model_uses_the_shipped_one(installed, inputs, tmp_path,
 
 
 def test_edit_without_model_uses_the_shipped_one(installed, inputs, tmp_path, capsys):
-    flags = [str(inputs["photo"]), "--melanin", "0.4"]
+    flags = [str(inputs["photo"]), "--melanin", "0.4", "--no-refine"]
     assert bioface(["edit", *flags, "--model", str(installed / "model.keras"), "--out", str(tmp_path / "a.png")]) == 0
     capsys.readouterr()
     assert bioface(["edit", *flags, "--out", str(tmp_path / "b.png")]) == 0

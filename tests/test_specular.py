@@ -305,7 +305,8 @@ def test_skin_model_leaves_other_faces_of_the_batch_alone(faces):
     params = specular.RefinementParams(chromaticity="skin")
     together = specular.separate_batch(images, masks, params=params).specular
     alone = specular.separate_batch(images[2:3], masks[2:3], params=params).specular
-    np.testing.assert_allclose(together[2], alone[0], atol=1e-6)
+    # float32 sums vectorise differently for a batch of one: ~1e-6 apart; a leak from another face is far larger
+    np.testing.assert_allclose(together[2], alone[0], atol=1e-5)
 
 
 def test_skin_model_does_not_import_tensorflow():

@@ -54,7 +54,7 @@ def refiner_from_args(args, decoder):
     from bioface_tf.errors import BioFaceError
     from bioface_tf.refinement import Refiner, RefineSettings
 
-    if getattr(args, "no_refine", False):
+    if args.no_refine:
         return None
     if args.refine is None:
         return Refiner(decoder, RefineSettings(), work_size=None)

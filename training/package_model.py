@@ -37,11 +37,13 @@ def package(run: pathlib.Path, destination: pathlib.Path, command: str, data: st
     model.save(target)
     for name in ("config.json", "log.csv"):
         shutil.copy2(run / name, destination / name)
+    model_config = json.loads((run / "config.json").read_text())["model"]
     card = {
         "training_command": command,
         "data": data,
         "size": {
-            "variant": json.loads((run / "config.json").read_text())["model"]["variant"],
+            "variant": model_config["variant"],
+            "width_multiplier": model_config.get("width_multiplier"),
             "parameters": int(model.count_params()),
             "model_keras_bytes": target.stat().st_size,
             "image_size": int(model.input_shape[1]),

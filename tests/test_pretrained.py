@@ -197,3 +197,23 @@ def _assert_same_analyses(expected_dir, got_dir):
         with np.load(expected_dir / name / "maps.npz") as a, np.load(got_dir / name / "maps.npz") as b:
             for key in a.files:
                 np.testing.assert_array_equal(b[key], a[key], err_msg=f"{name} {key}")
+
+
+def test_the_package_model_is_what_its_card_says(monkeypatch):
+    """The real shipped model (not the stand-in): safe-mode load, and the card describes this file."""
+    from training.evaluate import load_trained
+
+    monkeypatch.delenv(pretrained.DIRECTORY_VARIABLE, raising=False)
+    shipped = pretrained.card()
+    path = pretrained.model_path()
+    model = load_trained(path)  # safe mode
+    config = json.loads((path.parent / "config.json").read_text())["model"]
+    assert shipped["size"]["parameters"] == model.count_params()
+    assert shipped["size"]["model_keras_bytes"] == path.stat().st_size
+    assert shipped["size"]["image_size"] == model.image_size == config["image_size"]
+    assert shipped["size"]["width_multiplier"] == config["width_multiplier"]
+    assert shipped["inference"]["mirror_average"] == model.mirror_average
+    metadata = json.loads((pretrained.lite_bundle_path() / "metadata.json").read_text())
+    assert metadata["image_size"] == model.image_size
+    for family in ("training_family", "validation_family", "evaluation_family"):
+        assert shipped["accuracy"][family]["n_faces"] == 300

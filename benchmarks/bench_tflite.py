@@ -355,6 +355,9 @@ def main() -> None:
     rows.append(measure_bundle(
         mobile, "mobile", "dynamic", faces, None, args.runs, args.keep, encoder_quantize="float32", skin_spectral_rank=6
     )[0])
+    rows.append(measure_bundle(
+        mobile, "mobile", "int8", faces, calibration["image"], args.runs, args.keep, skin_spectral_rank=6
+    )[0])
     from bioface_tf.analysis import analyse
 
     calibration_params = analyse(mobile, calibration["image"][:32], calibration["mask"][:32]).params

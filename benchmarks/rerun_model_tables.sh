@@ -3,7 +3,8 @@
 # after the model changes. Writes the face sets first (seeded, so they are the same faces every time).
 # The tables' hand-written "Notes" sections are overwritten by the scripts: restore them from git and
 # update the figures they quote (git diff shows which).
-# Run from the repository root with the venv active. About 40 minutes on a 2-core CPU.
+# Run from the repository root with the venv active. About 20 minutes on a quiet 2-core CPU (19 min on 2026-12-03,
+# the face sets already written).
 # Usage: bash benchmarks/rerun_model_tables.sh [SETS_DIR]   (default /tmp/w/sets)
 set -euo pipefail
 SETS=${1:-/tmp/w/sets}

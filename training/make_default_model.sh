@@ -29,7 +29,7 @@ bioface evaluate --model "$RUN-wide/model.keras" --data "$EVAL/heldout_stream_30
 bioface evaluate --model "$RUN-wide/model.keras" --data "$EVAL/validation_faces_300.h5" --json > "$EVAL/validation_family.json"
 bioface evaluate --model "$RUN-wide/model.keras" --data "$EVAL/eval_faces_300.h5" --json > "$EVAL/evaluation_family.json"
 python -m training.package_model "$RUN-wide" "$DEST" \
-    --command "bioface train --preset synthetic --set model.width_multiplier=1.0 --set model.head_initializer=zeros --out $RUN --no-tensorboard && bioface train --preset synthetic --init-from $RUN/model.keras --set model.width_multiplier=1.0 --set model.head_initializer=zeros --set train.learning_rate=3e-4 --set train.epochs=8 --set train.seed=3 --set train.rendered_pool=0 --set train.rendered_variety=wide_metered --out $RUN-wide --no-tensorboard" \
+    --command "bioface train --preset synthetic $WIDE --out $RUN --no-tensorboard && bioface train --preset synthetic --init-from $RUN/model.keras $WIDE --set train.learning_rate=3e-4 --set train.epochs=8 --set train.seed=3 --set train.rendered_pool=0 --set train.rendered_variety=wide_metered --out $RUN-wide --no-tensorboard" \
     --data "stage 1: 20000 faces of bioface_tf.data.stream (seed 0), 16 x 400 steps; stage 2: a fresh wide_metered face per sample (seed 3), 8 x 400 steps at lr 3e-4; width x1.0, zero-initialised map heads; photometric input features" \
     --accuracy "training_family=$EVAL/training_family.json" \
     --accuracy "validation_family=$EVAL/validation_family.json" \

@@ -284,7 +284,7 @@ def report(args, speed_rows: list[str], flicker_rows: list[str], reading: list[s
         f"`python {shlex.join(['benchmarks/bench_video.py', *sys.argv[1:]])}`",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, load average {load} (1/5/15 min) at the end "
-        "of the run — shared with a training job, so the times are upper bounds. "
+        "of the run (this benchmark's own threads count too); on a shared CPU the times are upper bounds. "
         f"Python {platform.python_version()}, OpenCV {cv2.__version__}. "
         f"Model: {args.model or 'the shipped `bioface_mobile`'} (Keras; `model.keras` SHA-256 "
         f"{fingerprint(args.model)}…) and {args.models or 'its shipped LiteRT bundle'}. "

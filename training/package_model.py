@@ -20,6 +20,8 @@ import json
 import pathlib
 import shutil
 
+from bioface_tf import native_logs
+
 
 INFERENCE_NOTE = (
     "with mirror_average the network estimates the face and its left-right mirror image and the model decodes "
@@ -67,6 +69,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data", required=True)
     parser.add_argument("--accuracy", action="append", default=[], metavar="FAMILY=FILE.json")
     args = parser.parse_args(argv)
+    native_logs.quiet()
     accuracy = {}
     for pair in args.accuracy:
         family, _, path = pair.partition("=")

@@ -2,10 +2,6 @@
 
 import json
 import os
-import pathlib
-import re
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -22,12 +18,9 @@ from bioface_tf.data.photos import (
     read_photo,
 )
 from data_builders import draw_face
+from fresh_process import command, native_log_lines, run
 
 SIZE = 32
-LOG_LINE = re.compile(r"^[IWEF]\d{4} |absl|cuInit|cuda|oneDNN|XNNPACK|cpu_feature_guard|TensorFlow binary", re.I)
-"""Any line TensorFlow, absl, CUDA or LiteRT would write from C++ (checked independently of native_logs)."""
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A tiny saved model, its float32 bundle, a 64x64 rendered face crop, a two-face photo, an off-centre portrait."""
@@ -198,46 +191,24 @@ def test_filtered_drops_native_log_lines_and_keeps_the_rest(monkeypatch, capfd):
     assert "oneDNN" not in err and "absl" not in err
 
 
-def _command(name: str) -> list[str]:
-    script = pathlib.Path(sys.executable).parent / name
-    if script.is_file():
-        return [str(script)]
-    module = {"bioface": "bioface_tf.cli", "bioface-lite": "mobile_export.cli"}[name]
-    return [sys.executable, "-m", module]
-
-
-def _run(args: list[str]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "ABSL"))}
-    return subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
-
-
 def test_bioface_prints_no_native_log_lines_unless_verbose(files, tmp_path):
-    args = [*_command("bioface"), "analyze", str(files["crop"]), "--model", str(files["model"])]
-    quiet = _run([*args, "--out", str(tmp_path / "quiet")])
+    args = [*command("bioface"), "analyze", str(files["crop"]), "--model", str(files["model"])]
+    quiet = run([*args, "--out", str(tmp_path / "quiet")])
     assert quiet.returncode == 0, quiet.stderr[-3000:]
-    assert [line for line in quiet.stderr.splitlines() if LOG_LINE.search(line)] == []
+    assert native_log_lines(quiet.stderr) == []
     assert "no face detected" in quiet.stderr, "messages for the user still come through"
-    verbose = _run([*args, "--out", str(tmp_path / "verbose"), "--verbose"])
+    verbose = run([*args, "--out", str(tmp_path / "verbose"), "--verbose"])
     assert verbose.returncode == 0, verbose.stderr[-3000:]
-    assert any(LOG_LINE.search(line) for line in verbose.stderr.splitlines()), "TensorFlow does log on this machine"
-
-
-def test_training_steps_print_no_native_log_lines(tmp_path):
-    """The first training step logs a oneDNN fallback as an error from C++; quiet commands hide it too."""
-    args = [*_command("bioface"), "demo", "--faces", "24", "--steps", "2", "--no-export", "--out", str(tmp_path / "d")]
-    quiet = _run(args)
-    assert quiet.returncode == 0, quiet.stderr[-3000:]
-    assert [line for line in quiet.stderr.splitlines() if LOG_LINE.search(line)] == []
-    assert (tmp_path / "d" / "report.html").exists()
+    assert native_log_lines(verbose.stderr), "TensorFlow does log on this machine"
 
 
 def test_bioface_lite_prints_no_native_log_lines_unless_verbose(files, bundle, tmp_path):
     pytest.importorskip("ai_edge_litert.interpreter")
-    args = [*_command("bioface-lite"), "edit", str(files["two"]), "--models", str(bundle), "--melanin", "0.3",
+    args = [*command("bioface-lite"), "edit", str(files["two"]), "--models", str(bundle), "--melanin", "0.3",
             "--out", str(tmp_path / "out.png")]
-    quiet = _run(args)
+    quiet = run(args)
     assert quiet.returncode == 0, quiet.stderr[-3000:]
-    assert [line for line in quiet.stderr.splitlines() if LOG_LINE.search(line)] == []
-    verbose = _run([*args, "--verbose"])
+    assert native_log_lines(quiet.stderr) == []
+    verbose = run([*args, "--verbose"])
     assert verbose.returncode == 0, verbose.stderr[-3000:]
     assert "XNNPACK" in verbose.stderr

@@ -21,6 +21,8 @@ from data_builders import draw_face
 from fresh_process import command, native_log_lines, run
 
 SIZE = 32
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A tiny saved model, its float32 bundle, a 64x64 rendered face crop, a two-face photo, an off-centre portrait."""

@@ -11,7 +11,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from bioface_tf.figures import figure_grid, write_png
-from bioface_tf.model.blocks import recalibrate_batch_norm
+from bioface_tf.model.blocks import compiled_training_forward, recalibrate_batch_norm
 from training.evaluate import MAP_TRUTH, MEAN_TRUTH, masked_mean_error, masked_pearson
 
 
@@ -88,9 +88,13 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         super().__init__()
         self.batches = batches
         self.steps = int(steps)
+        self._forward = None
 
     def on_epoch_end(self, epoch, logs=None):
-        recalibrate_batch_norm(self.model, (image for image, _ in self.batches.take(self.steps)))
+        if self._forward is None:
+            self._forward = compiled_training_forward(self.model)
+        images = (image for image, _ in self.batches.take(self.steps))
+        recalibrate_batch_norm(self.model, images, forward=self._forward)
 
 
 class GroundTruthAgreement(keras.callbacks.Callback):

@@ -27,6 +27,9 @@ python benchmarks/bench_agreement.py --model shipped=$MODEL --log shipped=$LOG \
     --estimate-from shipped --out $RESULTS/agreement_rendered.md
 python benchmarks/eval_mirror_average.py --model $MODEL --data "$SETS/heldout_stream_300.h5" \
     --data "$SETS/validation_faces_300.h5" --data "$SETS/eval_faces_300.h5" --out $RESULTS/mirror_average.md
+python benchmarks/eval_skin_tone.py --model $MODEL --family training_family_heldout="$SETS/heldout_stream_300.h5" \
+    --family validation_family="$SETS/validation_faces_300.h5" --family evaluation_family="$SETS/eval_faces_300.h5" \
+    --out $RESULTS/skin_tone.md
 python benchmarks/eval_face_means.py --model $MODEL --data "$SETS/heldout_stream_300.h5" \
     --data "$SETS/validation_faces_300.h5" --data "$SETS/eval_faces_300.h5" --out $RESULTS/face_means.md
 python benchmarks/eval_refinement.py --family training_heldout_64="$SETS/heldout_stream_300.h5" \

@@ -11,7 +11,6 @@ from bioface_tf.specular import linearise
 from benchmark_scripts import loaded
 
 
-
 @pytest.fixture(scope="module")
 def rp():
     with loaded("eval_real_photos.py", "eval_real_photos") as module:

@@ -44,6 +44,22 @@ VECTOR_TRUTH = {"b_mae": ("b", "gt_b"), "cct_mae": ("cct", "gt_cct")}
 MEAN_TRUTH = {"melanin_mean_err": ("fmel", "gt_fmel"), "haemoglobin_mean_err": ("fblood", "gt_fblood")}
 
 
+def masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per face mean of a map inside the mask; NaN for an empty mask.
+
+    Args:
+        values, mask: (N, H, W, 1).
+
+    Returns:
+        (N,) means.
+    """
+    inside = (mask > 0.5).astype(np.float64)
+    count = inside.sum(axis=(1, 2, 3))
+    total = (values.astype(np.float64) * inside).sum(axis=(1, 2, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
 def masked_mean_error(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Per face ``|mean(prediction) − mean(truth)|`` inside the mask; NaN for an empty mask.
 
@@ -53,11 +69,7 @@ def masked_mean_error(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarra
     Returns:
         (N,) absolute errors of the means.
     """
-    inside = (mask > 0.5).astype(np.float64)
-    count = inside.sum(axis=(1, 2, 3))
-    difference = ((prediction.astype(np.float64) - truth) * inside).sum(axis=(1, 2, 3))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, np.abs(difference) / count, np.nan)
+    return np.abs(masked_mean(prediction.astype(np.float64) - truth, mask))
 
 
 def masked_pearson(prediction: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -100,16 +112,18 @@ def load_trained(model_path) -> BioFaceNet:
     return model
 
 
-def evaluate(model, data: list[str], batch_size: int = 25, progress: bool = True) -> dict[str, float]:
-    """Metrics of a trained model on face files.
+def face_scores(model, data: list[str], batch_size: int = 25, progress: bool = True) -> dict[str, np.ndarray]:
+    """Per-face metrics of a trained model on face files, in file order.
 
     ``model`` is a ``.keras`` file or an already loaded
     :class:`BioFaceNet` (scored as it is set, e.g. its ``mirror_average``).
 
     Returns:
-        dict with ``psnr``, ``ssim``, ``n_faces``, and with ground truth
+        dict of (N,) arrays: ``psnr``, ``ssim``, and with ground truth
         ``r_melanin``, ``r_haemoglobin``, ``r_shading``, ``r_specular``,
-        ``b_mae``, ``cct_mae``, ``melanin_mean_err``, ``haemoglobin_mean_err``.
+        ``b_mae``, ``cct_mae``, ``melanin_mean_err``, ``haemoglobin_mean_err``
+        and ``true_melanin_mean`` (the true mean melanin inside the mask, map
+        units: the face's skin type, for grouping faces by it).
     """
     if not isinstance(model, BioFaceNet):
         model = load_trained(model)
@@ -140,10 +154,28 @@ def evaluate(model, data: list[str], batch_size: int = 25, progress: bool = True
                 scores[key] = np.abs(out[name].numpy() - batch[gt].numpy()).mean(axis=-1)
             for key, (name, gt) in MEAN_TRUTH.items():
                 scores[key] = masked_mean_error(out[name].numpy(), batch[gt].numpy(), mask)
+            scores["true_melanin_mean"] = masked_mean(batch["gt_fmel"].numpy(), mask)
         for key, value in scores.items():
             collected.setdefault(key, []).append(value)
         bar.update(len(photo))
     bar.close()
-    results = {key: float(np.nanmean(np.concatenate(values))) for key, values in collected.items()}
-    results["n_faces"] = len(faces)
+    return {key: np.concatenate(values) for key, values in collected.items()}
+
+
+def evaluate(model, data: list[str], batch_size: int = 25, progress: bool = True) -> dict[str, float]:
+    """Metrics of a trained model on face files: :func:`face_scores` averaged over faces.
+
+    ``model`` is a ``.keras`` file or an already loaded
+    :class:`BioFaceNet` (scored as it is set, e.g. its ``mirror_average``).
+
+    Returns:
+        dict with ``psnr``, ``ssim``, ``n_faces``, and with ground truth
+        ``r_melanin``, ``r_haemoglobin``, ``r_shading``, ``r_specular``,
+        ``b_mae``, ``cct_mae``, ``melanin_mean_err``, ``haemoglobin_mean_err``.
+    """
+    scores = face_scores(model, data, batch_size=batch_size, progress=progress)
+    scores.pop("true_melanin_mean", None)
+    n_faces = len(scores["psnr"])
+    results = {key: float(np.nanmean(values)) for key, values in scores.items()}
+    results["n_faces"] = n_faces
     return results

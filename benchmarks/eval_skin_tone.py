@@ -90,6 +90,8 @@ def family_table(model, path: str, groups: int) -> list[str]:
     from training.evaluate import face_scores
 
     scores = face_scores(model, [path], progress=False)
+    if "true_melanin_mean" not in scores:
+        raise SystemExit(f"{path}: holds no ground truth (gt_fmel …) to group its faces by; make one with bioface synth")
     inversion, _, _ = evaluate_inversion(path, None, blur_sigma=0.8, limit=None, batch_size=32)
     if len(inversion["r_melanin"]) != len(scores["psnr"]):
         raise RuntimeError(f"{path}: the inversion scored {len(inversion['r_melanin'])} faces, the model {len(scores['psnr'])}")

@@ -50,3 +50,13 @@ def test_face_scores_average_to_bioface_evaluate_and_carry_each_faces_skin_type(
         truth = source.read(np.arange(5), ground_truth=True)
     expected = [fmel[mask > 0.5].mean() for fmel, mask in zip(truth["gt_fmel"], truth["mask"])]
     np.testing.assert_allclose(per_face["true_melanin_mean"], expected, atol=1e-6)
+
+
+def test_a_file_without_ground_truth_is_an_error_naming_it(tone, tmp_path):
+    from bioface_tf.model import build_bioface
+    from data_builders import random_faces, write_pair
+
+    images, _ = write_pair(tmp_path, random_faces(4, 32))
+    model = build_bioface(32, "mobile", width_multiplier=0.125)
+    with pytest.raises(SystemExit, match=f"{images.name}: holds no ground truth"):
+        tone.family_table(model, str(images), 2)

@@ -39,8 +39,8 @@ def test_face_scores_average_to_bioface_evaluate_and_carry_each_faces_skin_type(
 
     build_bioface(32, "mobile", width_multiplier=0.25).save(tmp_path / "m.keras")
     data = str(write_synthetic(tmp_path / "faces.h5", n=5, size=32, seed=2, progress=False))
-    per_face = face_scores(tmp_path / "m.keras", [data], batch_size=2, progress=False)
-    averaged = evaluate(tmp_path / "m.keras", [data], batch_size=2, progress=False)
+    per_face = face_scores(tmp_path / "m.keras", [data], batch_size=3, progress=False)
+    averaged = evaluate(tmp_path / "m.keras", [data], progress=False)
     assert averaged["n_faces"] == 5 and "true_melanin_mean" not in averaged
     for key, values in per_face.items():
         assert values.shape == (5,), key

@@ -83,6 +83,11 @@ def true_spread(path: str, key: str) -> np.ndarray:
     return np.asarray(spreads)
 
 
+def _cell(key: str, value: float) -> str:
+    """A table cell: PSNR to 0.01 dB, r and mean errors to 0.001."""
+    return f"{value:.2f}" if key == "psnr" else f"{value:.3f}"
+
+
 def family_table(model, path: str, groups: int) -> list[str]:
     """Markdown lines of one family's table."""
     from eval_inversion import evaluate as evaluate_inversion
@@ -109,12 +114,12 @@ def family_table(model, path: str, groups: int) -> list[str]:
     for g in range(groups):
         name = "lightest" if g == 0 else "darkest" if g == groups - 1 else f"{g + 1}"
         cells = [name, f"{edges[g]:+.2f} … {edges[g + 1]:+.2f}", str(int((labels == g).sum()))]
-        cells += [f"{model_means[k][g]:.3f}" if k != "psnr" else f"{model_means[k][g]:.2f}" for k in MODEL_KEYS]
-        cells += [f"{inversion_means[k][g]:.3f}" for k in INVERSION_KEYS]
+        cells += [_cell(k, model_means[k][g]) for k in MODEL_KEYS]
+        cells += [_cell(k, inversion_means[k][g]) for k in INVERSION_KEYS]
         cells += [f"{spread[k][g]:.3f}" for k in ("fmel", "fblood")]
         lines.append("| " + " | ".join(cells) + " |")
-    everyone = [f"{np.nanmean(scores[k]):.3f}" if k != "psnr" else f"{np.nanmean(scores[k]):.2f}" for k in MODEL_KEYS]
-    everyone += [f"{np.nanmean(inversion[k]):.3f}" for k in INVERSION_KEYS]
+    everyone = [_cell(k, np.nanmean(scores[k])) for k in MODEL_KEYS]
+    everyone += [_cell(k, np.nanmean(inversion[k])) for k in INVERSION_KEYS]
     lines.append("| all | | " + str(len(labels)) + " | " + " | ".join(everyone) + " | | |")
     return lines
 

@@ -234,7 +234,8 @@ def recalibrate_batch_norm(model, images, forward=None) -> int:
     # With momentum 0 each forward pass leaves its batch's statistics in the moving
     # ones; they are summed here and averaged at the end. One compiled forward pass
     # serves every batch (eager calls cost seconds per batch in Python overhead).
-    forward = forward or compiled_training_forward(model)
+    if forward is None:
+        forward = compiled_training_forward(model)
     sums = [np.zeros((2, layer.filters), np.float64) for layer in layers]
     count = 0
     try:
